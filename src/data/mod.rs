@@ -1,0 +1,8 @@
+//! Data: reading inputs, cleaning, k-core, dense ids, Parquet outputs, splits, the generator and
+//! the downloader. Knows nothing about models, tracking or the command line.
+
+pub mod etl;
+pub mod format;
+pub mod interactions;
+pub mod read;
+pub mod store;

@@ -1,0 +1,352 @@
+//! Processed data on disk: the ETL's Parquet outputs, written atomically and read back.
+//!
+//! Knows the file names and column layout of `data/processed/`; nothing about how they were made.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::Serialize;
+use thiserror::Error;
+
+use super::interactions::Interactions;
+
+pub const INTERACTIONS: &str = "interactions.parquet";
+pub const USER_MAP: &str = "user_map.parquet";
+pub const ITEM_MAP: &str = "item_map.parquet";
+pub const POPULAR_ITEMS: &str = "popular_items.parquet";
+pub const SUMMARY: &str = "etl_summary.json";
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot write to `{}`", path.display())]
+    Unwritable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write `{}`", path.display())]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: PolarsError,
+    },
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: PolarsError,
+    },
+    #[error("`{}` is missing", path.display())]
+    Missing { path: PathBuf },
+    #[error("`{}` has unexpected content: {message}", path.display())]
+    Layout { path: PathBuf, message: String },
+    #[error("cannot serialize `{}`", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl StoreError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Unwritable { .. } => {
+                Some("choose another folder with `--output`, or fix its permissions".into())
+            }
+            Self::Missing { .. } => Some("run `recflow etl` first".into()),
+            _ => None,
+        }
+    }
+}
+
+fn unwritable(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Unwritable {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so readers
+/// never see a half-written file and a failure leaves the old one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(unwritable(dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(unwritable(dir))?;
+    tmp.write_all(bytes).map_err(unwritable(path))?;
+    tmp.as_file().sync_all().map_err(unwritable(path))?;
+    tmp.persist(path).map_err(|e| StoreError::Unwritable {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// Writes a frame as Parquet (snappy: what Spark, pandas and polars all read by default).
+pub fn write_parquet(path: &Path, columns: Vec<Column>) -> Result<(), StoreError> {
+    let height = columns.first().map_or(0, |c| c.len());
+    let perr = |source| StoreError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut df = DataFrame::new(height, columns).map_err(perr)?;
+    let file = fs::File::create(path).map_err(unwritable(path))?;
+    ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Snappy)
+        .finish(&mut df)
+        .map_err(perr)?;
+    Ok(())
+}
+
+/// A set of output files built in a hidden temporary folder inside the destination and moved into
+/// place only by [`Staging::commit`]. Dropped without commit, it removes itself and the previous
+/// outputs stay untouched.
+pub struct Staging {
+    dest: PathBuf,
+    tmp: tempfile::TempDir,
+    files: std::cell::RefCell<Vec<String>>,
+}
+
+impl Staging {
+    pub fn new(dest: &Path) -> Result<Self, StoreError> {
+        fs::create_dir_all(dest).map_err(unwritable(dest))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".staging-")
+            .tempdir_in(dest)
+            .map_err(unwritable(dest))?;
+        Ok(Self {
+            dest: dest.to_path_buf(),
+            tmp,
+            files: Default::default(),
+        })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    pub fn write_frame(&self, name: &str, columns: Vec<Column>) -> Result<(), StoreError> {
+        write_parquet(&self.path(name), columns)?;
+        self.files.borrow_mut().push(name.to_string());
+        Ok(())
+    }
+
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
+        let path = self.path(name);
+        let text = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        fs::write(&path, text).map_err(unwritable(&path))?;
+        self.files.borrow_mut().push(name.to_string());
+        Ok(())
+    }
+
+    /// Moves every file into the destination, in the order written (the summary last).
+    pub fn commit(self) -> Result<(), StoreError> {
+        for name in self.files.borrow().iter() {
+            let to = self.dest.join(name);
+            fs::rename(self.path(name), &to).map_err(unwritable(&to))?;
+        }
+        Ok(())
+    }
+}
+
+/// Processed data read back: interactions over dense ids, and the ids themselves.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub interactions: Interactions,
+    pub user_ids: Vec<String>,
+    pub item_ids: Vec<String>,
+}
+
+fn read_frame(path: &Path) -> Result<DataFrame, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Missing {
+            path: path.to_path_buf(),
+        });
+    }
+    let file = fs::File::open(path).map_err(|e| StoreError::Read {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|source| StoreError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn column<'a>(df: &'a DataFrame, path: &Path, name: &str) -> Result<&'a Series, StoreError> {
+    df.column(name)
+        .map(|c| c.as_materialized_series())
+        .map_err(|_| StoreError::Layout {
+            path: path.to_path_buf(),
+            message: format!("no `{name}` column"),
+        })
+}
+
+fn layout(path: &Path) -> impl Fn(PolarsError) -> StoreError + '_ {
+    move |e| StoreError::Layout {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Reads `(idx, id)` from a map file, checking indices are `0..n` in order.
+pub fn read_id_map(path: &Path, idx_col: &str, id_col: &str) -> Result<Vec<String>, StoreError> {
+    let df = read_frame(path)?;
+    let idx = column(&df, path, idx_col)?
+        .cast(&DataType::Int64)
+        .map_err(layout(path))?;
+    let ids = column(&df, path, id_col)?
+        .cast(&DataType::String)
+        .map_err(layout(path))?;
+    let idx = idx.i64().map_err(layout(path))?;
+    let ids = ids.str().map_err(layout(path))?;
+    let mut out = vec![String::new(); df.height()];
+    for (k, (i, s)) in idx.iter().zip(ids.iter()).enumerate() {
+        let i = i
+            .filter(|&i| i >= 0 && (i as usize) < out.len())
+            .ok_or_else(|| StoreError::Layout {
+                path: path.to_path_buf(),
+                message: format!("row {k}: index out of range"),
+            })?;
+        out[i as usize] = s.unwrap_or_default().to_string();
+    }
+    Ok(out)
+}
+
+/// Reads the ETL outputs in `dir`.
+pub fn load_dataset(dir: &Path) -> Result<Dataset, StoreError> {
+    let user_ids = read_id_map(&dir.join(USER_MAP), "user_idx", "user_id")?;
+    let item_ids = read_id_map(&dir.join(ITEM_MAP), "item_idx", "item_id")?;
+    let path = dir.join(INTERACTIONS);
+    let df = read_frame(&path)?;
+    let to_u32 = |name: &str| -> Result<Vec<u32>, StoreError> {
+        let s = column(&df, &path, name)?
+            .cast(&DataType::Int64)
+            .map_err(layout(&path))?;
+        s.i64()
+            .map_err(layout(&path))?
+            .iter()
+            .map(|v| {
+                v.filter(|&v| v >= 0 && v <= u32::MAX as i64)
+                    .map(|v| v as u32)
+            })
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| StoreError::Layout {
+                path: path.clone(),
+                message: format!("`{name}` has nulls or negative values"),
+            })
+    };
+    let user = to_u32("user_idx")?;
+    let item = to_u32("item_idx")?;
+    let rating = column(&df, &path, "rating")?
+        .cast(&DataType::Float32)
+        .map_err(layout(&path))?;
+    let rating: Vec<f32> = rating
+        .f32()
+        .map_err(layout(&path))?
+        .iter()
+        .map(|v| v.unwrap_or(f32::NAN))
+        .collect();
+    let timestamp = match df.column("timestamp") {
+        Ok(c) => {
+            let s = c
+                .as_materialized_series()
+                .cast(&DataType::Int64)
+                .map_err(layout(&path))?;
+            Some(
+                s.i64()
+                    .map_err(layout(&path))?
+                    .iter()
+                    .map(|v| v.unwrap_or(0))
+                    .collect(),
+            )
+        }
+        Err(_) => None,
+    };
+    let interactions = Interactions::new(
+        user,
+        item,
+        rating,
+        timestamp,
+        user_ids.len(),
+        item_ids.len(),
+    )
+    .map_err(|e| StoreError::Layout {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(Dataset {
+        interactions,
+        user_ids,
+        item_ids,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_without_commit_leaves_previous_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(SUMMARY), b"old").unwrap();
+        {
+            let s = Staging::new(dir.path()).unwrap();
+            s.write_json(SUMMARY, &serde_json::json!({"new": true}))
+                .unwrap();
+        }
+        assert_eq!(fs::read(dir.path().join(SUMMARY)).unwrap(), b"old");
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "the staging folder is removed");
+    }
+
+    #[test]
+    fn parquet_round_trip_keeps_ids_and_ratings() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Staging::new(dir.path()).unwrap();
+        s.write_frame(
+            INTERACTIONS,
+            vec![
+                Column::new("user_idx".into(), &[0i32, 1, 1]),
+                Column::new("item_idx".into(), &[1i32, 0, 1]),
+                Column::new("rating".into(), &[5.0f32, 3.0, 4.0]),
+            ],
+        )
+        .unwrap();
+        s.write_frame(
+            USER_MAP,
+            vec![
+                Column::new("user_idx".into(), &[0i32, 1]),
+                Column::new("user_id".into(), &["a", "b"]),
+            ],
+        )
+        .unwrap();
+        s.write_frame(
+            ITEM_MAP,
+            vec![
+                Column::new("item_idx".into(), &[0i32, 1]),
+                Column::new("item_id".into(), &["x", "y"]),
+            ],
+        )
+        .unwrap();
+        s.commit().unwrap();
+        let d = load_dataset(dir.path()).unwrap();
+        assert_eq!(d.interactions.user, vec![0, 1, 1]);
+        assert_eq!(d.interactions.rating, vec![5.0, 3.0, 4.0]);
+        assert_eq!(d.item_ids, vec!["x", "y"]);
+        assert!(d.interactions.timestamp.is_none());
+    }
+}

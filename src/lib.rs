@@ -1,0 +1,30 @@
+//! recflow: recommender-system experiments from the command line.
+//!
+//! The library behind the `recflow` binary: ETL of rating data into Parquet ([`data`]), and the
+//! command implementations ([`commands`]). The binary only parses arguments and prints errors.
+//!
+//! ```no_run
+//! use recflow::data::etl::{run_etl, EtlSettings, RatingRange};
+//! use recflow::data::format::{ColumnSpec, InputFormat};
+//! use recflow::progress::Progress;
+//!
+//! let settings = EtlSettings {
+//!     input: "data/raw/sample_reviews.json.gz".into(),
+//!     format: InputFormat::Json,
+//!     columns: ColumnSpec::default(),
+//!     has_header: None,
+//!     min_interactions: 5,
+//!     rating_range: RatingRange::default(),
+//!     strict: false,
+//!     output: "data/processed".into(),
+//! };
+//! let summary = run_etl(&settings, &Progress::hidden())?;
+//! println!("{} users × {} items", summary.users, summary.items);
+//! # Ok::<(), recflow::data::etl::EtlError>(())
+//! ```
+
+pub mod cli;
+pub mod commands;
+pub mod data;
+pub mod progress;
+pub mod settings;
