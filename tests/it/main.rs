@@ -1,1 +1,4 @@
+//! The one integration-test binary: runs `recflow` as a user would, in temporary folders.
 
+mod etl;
+mod util;
