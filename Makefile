@@ -1,0 +1,51 @@
+# recflow: `make run` and `make test` do all set-up on a fresh Debian machine.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+CARGO ?= cargo
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := target/release/recflow
+SAMPLE := data/raw/sample_reviews.json.gz
+
+.PHONY: help setup venv build run test lint fmt bench bench-etl clean
+
+help: ## Show the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+setup: ## Install the Debian packages the build needs (libopenblas-dev, pkg-config, libssl-dev) when missing
+	@scripts/setup-system.sh
+
+venv: $(VENV)/.installed ## Python venv with the pinned packages the compatibility tests use
+
+$(VENV)/.installed: scripts/requirements-test.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r scripts/requirements-test.txt
+	touch $@
+
+build: setup ## Build the release binary (tests use the same profile)
+	$(CARGO) build --release
+
+run: build ## Run the main job end to end on the generated sample (no network)
+	@[ -f $(SAMPLE) ] || $(BIN) generate --out $(SAMPLE)
+	$(BIN) etl --input $(SAMPLE) --output data/processed
+
+test: setup venv ## Run every test (unit, integration, Python compatibility)
+	RECFLOW_REQUIRE_PYTHON=1 $(CARGO) test --release
+
+lint: ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt
+
+bench: bench-etl ## Run every benchmark
+
+bench-etl: build ## ETL on an Electronics-size generated file vs polars-python and PySpark
+	scripts/bench_etl.sh
+
+clean: ## Remove build outputs, processed data and the venv
+	$(CARGO) clean
+	rm -rf $(VENV) data/processed/* artifacts
