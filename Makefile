@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := target/release/recflow
 SAMPLE := data/raw/sample_reviews.json.gz
 
-.PHONY: help setup venv build run test lint fmt bench bench-etl clean
+.PHONY: help setup venv venv-peers build run test lint fmt bench bench-etl clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -43,9 +43,17 @@ fmt: ## Format the code
 
 bench: bench-etl ## Run every benchmark
 
-bench-etl: build ## ETL on an Electronics-size generated file vs polars-python and PySpark
-	scripts/bench_etl.sh
+bench-etl: build venv-peers ## ETL on an Electronics-size generated file vs polars-python and PySpark
+	python3 scripts/bench_etl.py
 
 clean: ## Remove build outputs, processed data and the venv
 	$(CARGO) clean
 	rm -rf $(VENV) data/processed/* artifacts
+
+venv-peers: $(VENV)-peers/.installed ## Python venv with the peer systems benchmarks compare against
+
+$(VENV)-peers/.installed: ../shared/peers/requirements.txt
+	python3 -m venv $(VENV)-peers
+	$(VENV)-peers/bin/pip install -q --upgrade pip
+	$(VENV)-peers/bin/pip install -q -r ../shared/peers/requirements.txt
+	touch $@

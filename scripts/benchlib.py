@@ -1,0 +1,49 @@
+"""Shared benchmark helpers: run a command, measure wall time and the peak resident memory of its
+whole process tree (sampled from /proc, so a JVM started by PySpark counts too)."""
+import os
+import subprocess
+import time
+
+
+def _tree_rss_kib(root):
+    children = {}
+    rss = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+            ppid = int(parts[1])
+            pages = int(parts[21])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(pid))
+        rss[int(pid)] = pages * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    total, stack = 0, [root]
+    while stack:
+        p = stack.pop()
+        total += rss.get(p, 0)
+        stack.extend(children.get(p, []))
+    return total
+
+
+def measure(cmd, env=None, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=None):
+    """Runs cmd; returns dict(seconds, peak_mib, code, stdout)."""
+    t0 = time.time()
+    p = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env, cwd=cwd, text=True)
+    peak = 0
+    while p.poll() is None:
+        peak = max(peak, _tree_rss_kib(p.pid))
+        time.sleep(0.05)
+    out = p.stdout.read() if p.stdout else ""
+    return dict(seconds=time.time() - t0, peak_mib=peak / 1024, code=p.returncode, stdout=out)
+
+
+def table(rows, cols):
+    widths = [max(len(str(c)), *(len(str(r.get(c, ""))) for r in rows)) for c in cols]
+    line = "  ".join(str(c).ljust(w) for c, w in zip(cols, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    for r in rows:
+        out.append("  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(cols, widths)))
+    return "\n".join(out)
