@@ -26,5 +26,6 @@
 pub mod cli;
 pub mod commands;
 pub mod data;
+pub mod model;
 pub mod progress;
 pub mod settings;
