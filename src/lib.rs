@@ -29,3 +29,4 @@ pub mod data;
 pub mod model;
 pub mod progress;
 pub mod settings;
+pub mod spec;

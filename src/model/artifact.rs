@@ -292,9 +292,11 @@ impl SavedModel {
             source: e,
         })?;
         let line = format!("{}\n", spark_metadata(&self.metadata));
-        fs::write(meta_dir.join("part-00000"), line).map_err(|e| ArtifactError::Replace {
-            path: meta_dir.clone(),
-            source: e,
+        fs::write(meta_dir.join("part-00000-recflow-c000.txt"), line).map_err(|e| {
+            ArtifactError::Replace {
+                path: meta_dir.clone(),
+                source: e,
+            }
         })?;
         fs::write(meta_dir.join("_SUCCESS"), b"").map_err(|e| ArtifactError::Replace {
             path: meta_dir.clone(),
@@ -509,7 +511,7 @@ mod tests {
         assert_eq!(back.item_ids, m.item_ids);
         assert_eq!(back.train, m.train);
         assert_eq!(back.metadata, m.metadata);
-        assert!(path.join("metadata/part-00000").exists());
+        assert!(path.join("metadata/part-00000-recflow-c000.txt").exists());
         let leftovers = fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary folders left");
     }

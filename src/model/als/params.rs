@@ -1,0 +1,348 @@
+//! ALS hyper-parameters as a checked builder: [`AlsParams`] -> [`AlsParams::check`] ->
+//! [`ValidAlsParams`], one error variant per rule.
+//!
+//! Only values live here; this module knows nothing about data, solvers or where the values come
+//! from (command line, spec file). Both types serialize to the same flat record, and deserializing
+//! a [`ValidAlsParams`] checks it again, so saved metadata can never smuggle in an invalid value.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// How each row's least-squares problem is solved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Solver {
+    /// Exact: form the normal equations and factor them (Cholesky).
+    #[default]
+    Cholesky,
+    /// Conjugate gradient warm-started from the previous factors, `cg_steps` steps per row.
+    Cg,
+}
+
+/// How the regularization weight of a row grows with its number of ratings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RegScaling {
+    /// `reg * n` for a row with `n` ratings (Spark MLlib; for implicit feedback `n` counts the
+    /// positive ones, as Spark does).
+    #[default]
+    Count,
+    /// `reg` for every row (benfred/implicit).
+    None,
+}
+
+/// A hyper-parameter that breaks a rule.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum AlsParamsError {
+    #[error("rank must be at least 1, got `0`")]
+    ZeroRank,
+    #[error("reg must be a finite number >= 0, got `{0}`")]
+    InvalidReg(f64),
+    #[error("alpha must be a finite number >= 0, got `{0}`")]
+    InvalidAlpha(f64),
+    #[error("max_iter must be at least 1, got `0`")]
+    ZeroMaxIter,
+    #[error("cg_steps must be at least 1, got `0`")]
+    ZeroCgSteps,
+}
+
+/// Unchecked hyper-parameters. Defaults follow Spark MLlib: rank 10, reg 0.1, alpha 1.0,
+/// max_iter 10, explicit feedback, regularization scaled by count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlsParams {
+    rank: usize,
+    reg: f64,
+    alpha: f64,
+    max_iter: usize,
+    implicit: bool,
+    solver: Solver,
+    cg_steps: usize,
+    biases: bool,
+    reg_scaling: RegScaling,
+    seed: u64,
+}
+
+impl Default for AlsParams {
+    fn default() -> Self {
+        Self {
+            rank: 10,
+            reg: 0.1,
+            alpha: 1.0,
+            max_iter: 10,
+            implicit: false,
+            solver: Solver::Cholesky,
+            cg_steps: 3,
+            biases: false,
+            reg_scaling: RegScaling::Count,
+            seed: 42,
+        }
+    }
+}
+
+impl AlsParams {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of latent factors.
+    pub fn rank(mut self, rank: usize) -> Self {
+        self.rank = rank;
+        self
+    }
+
+    /// Regularization weight (see [`RegScaling`]).
+    pub fn reg(mut self, reg: f64) -> Self {
+        self.reg = reg;
+        self
+    }
+
+    /// Implicit feedback: confidence `1 + alpha * |r|`.
+    pub fn alpha(mut self, alpha: f64) -> Self {
+        self.alpha = alpha;
+        self
+    }
+
+    /// Number of full iterations (each solves users, then items).
+    pub fn max_iter(mut self, max_iter: usize) -> Self {
+        self.max_iter = max_iter;
+        self
+    }
+
+    /// Treat ratings as implicit feedback (Hu, Koren and Volinsky 2008).
+    pub fn implicit(mut self, implicit: bool) -> Self {
+        self.implicit = implicit;
+        self
+    }
+
+    pub fn solver(mut self, solver: Solver) -> Self {
+        self.solver = solver;
+        self
+    }
+
+    /// Conjugate-gradient steps per row and half-iteration (used by [`Solver::Cg`]).
+    pub fn cg_steps(mut self, cg_steps: usize) -> Self {
+        self.cg_steps = cg_steps;
+        self
+    }
+
+    /// Learn user and item biases (and, for explicit feedback, the global mean).
+    pub fn biases(mut self, biases: bool) -> Self {
+        self.biases = biases;
+        self
+    }
+
+    pub fn reg_scaling(mut self, reg_scaling: RegScaling) -> Self {
+        self.reg_scaling = reg_scaling;
+        self
+    }
+
+    /// Seed of the random initial factors.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Checks every rule without consuming the parameters.
+    pub fn check_ref(&self) -> Result<(), AlsParamsError> {
+        if self.rank == 0 {
+            return Err(AlsParamsError::ZeroRank);
+        }
+        if !self.reg.is_finite() || self.reg < 0.0 {
+            return Err(AlsParamsError::InvalidReg(self.reg));
+        }
+        if !self.alpha.is_finite() || self.alpha < 0.0 {
+            return Err(AlsParamsError::InvalidAlpha(self.alpha));
+        }
+        if self.max_iter == 0 {
+            return Err(AlsParamsError::ZeroMaxIter);
+        }
+        if self.cg_steps == 0 {
+            return Err(AlsParamsError::ZeroCgSteps);
+        }
+        Ok(())
+    }
+
+    /// Checks every rule and returns parameters the model can be fitted with.
+    pub fn check(self) -> Result<ValidAlsParams, AlsParamsError> {
+        self.check_ref()?;
+        Ok(ValidAlsParams(self))
+    }
+}
+
+/// Checked hyper-parameters, the only form [`fit`](super::fit) accepts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "AlsParams", into = "AlsParams")]
+pub struct ValidAlsParams(AlsParams);
+
+impl TryFrom<AlsParams> for ValidAlsParams {
+    type Error = AlsParamsError;
+
+    fn try_from(params: AlsParams) -> Result<Self, Self::Error> {
+        params.check()
+    }
+}
+
+impl From<ValidAlsParams> for AlsParams {
+    /// Back to the builder, to change a value and check again.
+    fn from(valid: ValidAlsParams) -> Self {
+        valid.0
+    }
+}
+
+impl Default for ValidAlsParams {
+    fn default() -> Self {
+        Self(AlsParams::default())
+    }
+}
+
+impl ValidAlsParams {
+    pub fn rank(&self) -> usize {
+        self.0.rank
+    }
+    pub fn reg(&self) -> f64 {
+        self.0.reg
+    }
+    pub fn alpha(&self) -> f64 {
+        self.0.alpha
+    }
+    pub fn max_iter(&self) -> usize {
+        self.0.max_iter
+    }
+    pub fn implicit(&self) -> bool {
+        self.0.implicit
+    }
+    pub fn solver(&self) -> Solver {
+        self.0.solver
+    }
+    pub fn cg_steps(&self) -> usize {
+        self.0.cg_steps
+    }
+    pub fn biases(&self) -> bool {
+        self.0.biases
+    }
+    pub fn reg_scaling(&self) -> RegScaling {
+        self.0.reg_scaling
+    }
+    pub fn seed(&self) -> u64 {
+        self.0.seed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_spark_and_are_valid() {
+        let p = AlsParams::default().check().unwrap();
+        assert_eq!(
+            (p.rank(), p.reg(), p.alpha(), p.max_iter()),
+            (10, 0.1, 1.0, 10)
+        );
+        assert_eq!(p.cg_steps(), 3);
+        assert_eq!(p.reg_scaling(), RegScaling::Count);
+        assert_eq!(p, ValidAlsParams::default());
+    }
+
+    #[test]
+    fn rank_zero_is_rejected() {
+        assert_eq!(
+            AlsParams::new().rank(0).check(),
+            Err(AlsParamsError::ZeroRank)
+        );
+    }
+
+    #[test]
+    fn negative_reg_is_rejected() {
+        assert_eq!(
+            AlsParams::new().reg(-0.1).check(),
+            Err(AlsParamsError::InvalidReg(-0.1))
+        );
+    }
+
+    #[test]
+    fn non_finite_reg_is_rejected() {
+        assert!(matches!(
+            AlsParams::new().reg(f64::NAN).check(),
+            Err(AlsParamsError::InvalidReg(_))
+        ));
+        assert_eq!(
+            AlsParams::new().reg(f64::INFINITY).check(),
+            Err(AlsParamsError::InvalidReg(f64::INFINITY))
+        );
+    }
+
+    #[test]
+    fn zero_reg_is_allowed() {
+        assert!(AlsParams::new().reg(0.0).check().is_ok());
+    }
+
+    #[test]
+    fn negative_alpha_is_rejected() {
+        assert_eq!(
+            AlsParams::new().alpha(-1.0).check(),
+            Err(AlsParamsError::InvalidAlpha(-1.0))
+        );
+    }
+
+    #[test]
+    fn non_finite_alpha_is_rejected() {
+        assert!(matches!(
+            AlsParams::new().alpha(f64::NAN).check(),
+            Err(AlsParamsError::InvalidAlpha(_))
+        ));
+    }
+
+    #[test]
+    fn max_iter_zero_is_rejected() {
+        assert_eq!(
+            AlsParams::new().max_iter(0).check(),
+            Err(AlsParamsError::ZeroMaxIter)
+        );
+    }
+
+    #[test]
+    fn cg_steps_zero_is_rejected() {
+        assert_eq!(
+            AlsParams::new().cg_steps(0).check(),
+            Err(AlsParamsError::ZeroCgSteps)
+        );
+    }
+
+    #[test]
+    fn error_messages_name_the_value() {
+        let msg = AlsParams::new().reg(-2.0).check().unwrap_err().to_string();
+        assert_eq!(msg, "reg must be a finite number >= 0, got `-2`");
+    }
+
+    #[test]
+    fn serde_uses_lowercase_names_and_round_trips() {
+        let p = AlsParams::new()
+            .solver(Solver::Cg)
+            .reg_scaling(RegScaling::None)
+            .check()
+            .unwrap();
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(json.contains(r#""solver":"cg""#), "{json}");
+        assert!(json.contains(r#""reg_scaling":"none""#), "{json}");
+        let back: ValidAlsParams = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+        let cholesky = serde_json::to_string(&Solver::Cholesky).unwrap();
+        assert_eq!(cholesky, r#""cholesky""#);
+        assert_eq!(
+            serde_json::to_string(&RegScaling::Count).unwrap(),
+            r#""count""#
+        );
+    }
+
+    #[test]
+    fn deserializing_valid_params_checks_the_rules() {
+        let bad = r#"{"rank": 0}"#;
+        let err = serde_json::from_str::<ValidAlsParams>(bad).unwrap_err();
+        assert!(err.to_string().contains("rank must be at least 1"), "{err}");
+        let partial: ValidAlsParams = serde_json::from_str(r#"{"rank": 32}"#).unwrap();
+        assert_eq!(partial.rank(), 32);
+        assert_eq!(partial.reg(), 0.1);
+    }
+}
