@@ -553,4 +553,18 @@ mod tests {
         );
         assert_eq!(c.item, Some(crate::data::format::ColumnRef::Index(1)));
     }
+
+    #[test]
+    fn every_shipped_example_spec_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|e| e == "toml") {
+                Spec::load(&p, &[]).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 4);
+    }
 }
