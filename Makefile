@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := target/release/recflow
 SAMPLE := data/raw/sample_reviews.json.gz
 
-.PHONY: help setup venv venv-peers build run test lint fmt bench bench-etl clean
+.PHONY: help setup venv venv-peers test-spark build run test lint fmt bench bench-etl clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -30,6 +30,8 @@ build: setup ## Build the release binary (tests use the same profile)
 run: build ## Run the main job end to end on the generated sample (no network)
 	@[ -f $(SAMPLE) ] || $(BIN) generate --out $(SAMPLE)
 	$(BIN) etl --input $(SAMPLE) --output data/processed
+	$(BIN) train --data data/processed --rank 8,16 --reg 0.05,0.1 --model-dir artifacts/als_model
+	$(BIN) recommend --model artifacts/als_model -k 5 --user "$$(zcat $(SAMPLE) | head -1 | sed -E 's/.*"reviewerID": "([^"]+)".*/\1/')"
 
 test: setup venv ## Run every test (unit, integration, Python compatibility)
 	RECFLOW_REQUIRE_PYTHON=1 $(CARGO) test --release
@@ -57,3 +59,6 @@ $(VENV)-peers/.installed: ../shared/peers/requirements.txt
 	$(VENV)-peers/bin/pip install -q --upgrade pip
 	$(VENV)-peers/bin/pip install -q -r ../shared/peers/requirements.txt
 	touch $@
+
+test-spark: build venv-peers ## Check that PySpark's ALSModel.load reads recflow's saved models
+	RECFLOW_TEST_SPARK=1 $(CARGO) test --release --test it spark_

@@ -79,6 +79,45 @@ pub enum Command {
     ///   recflow download --url http://127.0.0.1:8080/reviews.json.gz --out data/raw/r.json.gz
     #[command(verbatim_doc_comment)]
     Download(DownloadArgs),
+    /// Train one ALS model on the processed data and save it (artifacts/als_model).
+    ///
+    /// Runs the ETL first when data/processed is missing. Defaults follow Spark: rank 10, reg 0.1,
+    /// alpha 1.0, 10 iterations, all ratings. Reports test metrics beside the popularity baseline.
+    ///
+    /// Example:
+    ///   recflow train-als --rank 50 --reg 0.1 --alpha 1.0 --maxiter 10 --sample-fraction 0.2 --sample-seed 42
+    ///   recflow train-als --implicit --solver cg --rank 64 --reg 0.05 --alpha 10
+    #[command(verbatim_doc_comment, visible_alias = "train_als")]
+    TrainAls(TrainAlsArgs),
+    /// Train a grid of ALS models, select one on a validation split, save it.
+    ///
+    /// Default grid: rank 32, 50, 64 x reg 0.05, 0.1, 0.2 (alpha is a third axis for implicit).
+    /// Selection: lowest RMSE, ties by Precision@K (explicit); highest NDCG@K (implicit).
+    ///
+    /// Example:
+    ///   recflow train
+    ///   recflow train --rank 16,32 --reg 0.05,0.1 --implicit --alpha 1,10,40
+    #[command(verbatim_doc_comment)]
+    Train(TrainArgs),
+    /// Recompute a saved model's metrics on a split of the processed data.
+    ///
+    /// The split defaults to the one the model was trained with (from its metadata.json).
+    ///
+    /// Example:
+    ///   recflow eval --model artifacts/als_model
+    ///   recflow eval --model artifacts/als_model -k 20 --relevance-threshold 4
+    #[command(verbatim_doc_comment)]
+    Eval(EvalArgs),
+    /// Top-K recommendations of a saved model, for one user or for every user.
+    ///
+    /// Items the user already rated are excluded; a user the model has never seen gets the most
+    /// popular items, and the output says so.
+    ///
+    /// Example:
+    ///   recflow recommend --model artifacts/als_model --user A2SUAM1J3GNN3B -k 10
+    ///   recflow recommend --model artifacts/als_model --all --out recs.parquet
+    #[command(verbatim_doc_comment)]
+    Recommend(RecommendArgs),
     /// Print the resolved configuration and where each value came from (secrets masked).
     ///
     /// Example:
@@ -159,4 +198,204 @@ impl EtlArgs {
             _ => None,
         }
     }
+}
+
+/// Where the processed data is.
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// Folder with the ETL outputs (made by `recflow etl` when it is the default and missing).
+    #[arg(long, default_value = "data/processed")]
+    pub data: PathBuf,
+}
+
+/// Sampling and splitting.
+#[derive(Debug, Args, Clone)]
+pub struct SplitArgs {
+    /// Share of ratings to keep, sampled before the split.
+    #[arg(long, default_value_t = 1.0)]
+    pub sample_fraction: f64,
+    /// Seed of the sample.
+    #[arg(long, default_value_t = 42)]
+    pub sample_seed: u64,
+    /// Split strategy.
+    #[arg(long, value_enum, default_value = "random")]
+    pub split: SplitKind,
+    /// For `--split leave_last_n`: how many of each user's newest ratings go to test.
+    #[arg(long, default_value_t = 1)]
+    pub leave_n: usize,
+    /// Share of ratings in the test split.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Seed of the split and of the factor initialisation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Use this file (user, item, rating with the original ids; any format the ETL reads) as the
+    /// test split, and all processed data as training data.
+    #[arg(long, value_name = "FILE")]
+    pub test_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum SplitKind {
+    Random,
+    PerUser,
+    Temporal,
+    LeaveLastN,
+}
+
+/// Model options shared by `train-als` and `train`.
+#[derive(Debug, Args, Clone)]
+pub struct ModelArgs {
+    /// Implicit feedback (confidence 1 + alpha * rating).
+    #[arg(long)]
+    pub implicit: bool,
+    /// Row solver.
+    #[arg(long, value_enum, default_value = "cholesky")]
+    pub solver: SolverKind,
+    /// Conjugate-gradient steps per row (with `--solver cg`).
+    #[arg(long, default_value_t = 3)]
+    pub cg_steps: usize,
+    /// Learn global, user and item biases [default: on for explicit, off for implicit].
+    #[arg(long, overrides_with = "no_biases")]
+    pub biases: bool,
+    /// No biases.
+    #[arg(long)]
+    pub no_biases: bool,
+    /// Regularization scaling: `count` (lambda x each row's rating count, Spark) or `none`.
+    #[arg(long, value_enum, default_value = "count")]
+    pub reg_scaling: RegScalingKind,
+    /// Iterations.
+    #[arg(long, alias = "max-iter", default_value_t = 10)]
+    pub maxiter: usize,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Cut-off K of the ranking metrics.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+    /// Count a test rating as relevant only when it is at least this (off by default).
+    #[arg(long)]
+    pub relevance_threshold: Option<f32>,
+    /// Where the model is saved.
+    #[arg(long, default_value = "artifacts/als_model")]
+    pub model_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SolverKind {
+    Cholesky,
+    Cg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RegScalingKind {
+    Count,
+    None,
+}
+
+impl ModelArgs {
+    pub fn biases(&self) -> bool {
+        match (self.biases, self.no_biases) {
+            (true, _) => true,
+            (_, true) => false,
+            _ => !self.implicit,
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TrainAlsArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub split: SplitArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Number of latent factors.
+    #[arg(long, default_value_t = 10)]
+    pub rank: usize,
+    /// Regularization (lambda).
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    pub reg: f64,
+    /// Confidence weight for implicit feedback.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub alpha: f64,
+    /// Share of the training split held out to report validation RMSE per iteration (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub validation_fraction: f64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub split: SplitArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Ranks to try, comma separated [default: 32,50,64].
+    #[arg(long, value_delimiter = ',')]
+    pub rank: Vec<usize>,
+    /// Regularizations to try [default: 0.05,0.1,0.2].
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub reg: Vec<f64>,
+    /// Alphas to try (implicit only) [default: 1.0].
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub alpha: Vec<f64>,
+    /// Share of the training split held out for selection (0 selects on the test split).
+    #[arg(long, default_value_t = 0.1)]
+    pub validation_fraction: f64,
+    /// Selection metric [default: rmse for explicit, ndcg_at_K for implicit].
+    #[arg(long)]
+    pub select: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EvalArgs {
+    /// Model folder.
+    #[arg(long, default_value = "artifacts/als_model")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Split strategy [default: the model's].
+    #[arg(long, value_enum)]
+    pub split: Option<SplitKind>,
+    /// Test share [default: the model's].
+    #[arg(long)]
+    pub test_fraction: Option<f64>,
+    /// Split seed [default: the model's].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Cut-off K [default: the model's].
+    #[arg(short, long)]
+    pub k: Option<usize>,
+    /// Relevance threshold [default: the model's].
+    #[arg(long)]
+    pub relevance_threshold: Option<f32>,
+    /// Also write the split used (train.parquet, test.parquet) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub save_split: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RecommendArgs {
+    /// Model folder.
+    #[arg(long, default_value = "artifacts/als_model")]
+    pub model: PathBuf,
+    /// The user's original id (as in the input data).
+    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    pub user: Option<String>,
+    /// Score every user the model knows (Spark's recommendForAllUsers).
+    #[arg(long, requires = "out")]
+    pub all: bool,
+    /// Parquet output for `--all` (user_id, rank, item_id, score).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// How many items.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+    /// Include items the user already rated.
+    #[arg(long)]
+    pub include_seen: bool,
 }

@@ -26,7 +26,9 @@
 pub mod cli;
 pub mod commands;
 pub mod data;
+pub mod eval;
 pub mod model;
 pub mod progress;
 pub mod settings;
 pub mod spec;
+pub mod train;

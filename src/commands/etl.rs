@@ -46,15 +46,17 @@ pub fn resolve(ctx: &Context, args: &EtlArgs) -> anyhow::Result<EtlSettings> {
 }
 
 pub fn run(ctx: &Context, args: &EtlArgs) -> anyhow::Result<()> {
-    let settings = resolve(ctx, args)?;
-    crate::commands::download::ensure_input(
-        ctx,
-        &settings.input,
-        args.input.is_none() || args.download,
-        args.download,
-    )?;
-    let summary = run_etl(&settings, &ctx.progress)?;
+    let (settings, summary) = run_quietly(ctx, args)?;
     report(ctx, &settings, &summary)
+}
+
+/// Runs the ETL without printing a report (other commands call it when data is missing).
+pub fn run_quietly(ctx: &Context, args: &EtlArgs) -> anyhow::Result<(EtlSettings, EtlSummary)> {
+    let settings = resolve(ctx, args)?;
+    let may_download = args.input.is_none() || args.download;
+    crate::commands::download::ensure_input(ctx, &settings.input, may_download, args.download)?;
+    let summary = run_etl(&settings, &ctx.progress)?;
+    Ok((settings, summary))
 }
 
 fn report(ctx: &Context, s: &EtlSettings, sum: &EtlSummary) -> anyhow::Result<()> {

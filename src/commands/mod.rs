@@ -11,6 +11,10 @@ use crate::settings::EnvConfig;
 mod config;
 mod download;
 mod etl;
+mod eval;
+mod generate;
+mod recommend;
+mod train;
 
 /// An error with a `hint:` line for the user. Displays as the wrapped error, so the printed chain
 /// is unchanged; `main` prints the hint under it.
@@ -90,7 +94,12 @@ pub fn run(cli: Cli, env: EnvConfig) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Etl(args) => etl::run(&ctx, &args),
         Command::Config => config::run(&ctx),
-        Command::Generate(_) | Command::Download(_) => Err(anyhow::Error::new(InternalError(
+        Command::TrainAls(args) => train::run_train_als(&ctx, &args),
+        Command::Train(args) => train::run_train(&ctx, &args),
+        Command::Eval(args) => eval::run(&ctx, &args),
+        Command::Recommend(args) => recommend::run(&ctx, &args),
+        Command::Generate(args) => generate::run(&ctx, &args),
+        Command::Download(_) => Err(anyhow::Error::new(InternalError(
             "this command is not available in this build".into(),
         ))),
     }?;
@@ -114,6 +123,21 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
             }
         }
         if let Some(e) = cause.downcast_ref::<crate::data::store::StoreError>() {
+            if let Some(h) = e.hint() {
+                return Some(h);
+            }
+        }
+        if let Some(e) = cause.downcast_ref::<crate::train::TrainError>() {
+            if let Some(h) = e.hint() {
+                return Some(h);
+            }
+        }
+        if let Some(e) = cause.downcast_ref::<crate::model::artifact::ArtifactError>() {
+            if let Some(h) = e.hint() {
+                return Some(h);
+            }
+        }
+        if let Some(e) = cause.downcast_ref::<crate::spec::SpecError>() {
             if let Some(h) = e.hint() {
                 return Some(h);
             }

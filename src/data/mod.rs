@@ -3,6 +3,8 @@
 
 pub mod etl;
 pub mod format;
+pub mod generate;
 pub mod interactions;
 pub mod read;
+pub mod split;
 pub mod store;

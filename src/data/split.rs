@@ -109,6 +109,19 @@ pub struct SplitParams {
 }
 
 impl SplitParams {
+    /// Checks what can be checked without the data: the fraction is in (0, 1) and
+    /// `leave_last_n` has n >= 1. [`split`] runs this too; settings call it to fail early.
+    pub fn check(&self) -> Result<(), SplitError> {
+        let f = self.test_fraction;
+        if !(f > 0.0 && f < 1.0) {
+            return Err(SplitError::TestFraction(f));
+        }
+        if let SplitStrategy::LeaveLastN(0) = self.strategy {
+            return Err(SplitError::LeaveLastZero);
+        }
+        Ok(())
+    }
+
     /// Parameters for carving a validation split out of a training half made with `self`: the
     /// same strategy, the given fraction (of the training half), and a seed derived from `self`'s
     /// so the validation draws are not a replay of the test split's.
@@ -186,13 +199,8 @@ pub enum SplitError {
 /// Errors when the fraction is outside (0, 1), when a time-based strategy meets data without
 /// timestamps, and when either half would be empty.
 pub fn split(data: &Interactions, params: &SplitParams) -> Result<Split, SplitError> {
+    params.check()?;
     let f = params.test_fraction;
-    if !(f > 0.0 && f < 1.0) {
-        return Err(SplitError::TestFraction(f));
-    }
-    if let SplitStrategy::LeaveLastN(0) = params.strategy {
-        return Err(SplitError::LeaveLastZero);
-    }
     let timestamps = match (&data.timestamp, params.strategy.needs_timestamps()) {
         (None, true) => return Err(SplitError::NeedsTimestamps(params.strategy.name())),
         (ts, _) => ts.as_deref(),
@@ -365,8 +373,14 @@ mod tests {
         let mut want = rows(data);
         want.sort_unstable();
         assert_eq!(all, want);
-        assert_eq!((s.train.n_users, s.train.n_items), (data.n_users, data.n_items));
-        assert_eq!((s.test.n_users, s.test.n_items), (data.n_users, data.n_items));
+        assert_eq!(
+            (s.train.n_users, s.train.n_items),
+            (data.n_users, data.n_items)
+        );
+        assert_eq!(
+            (s.test.n_users, s.test.n_items),
+            (data.n_users, data.n_items)
+        );
     }
 
     #[test]
@@ -413,8 +427,9 @@ mod tests {
     #[test]
     fn leave_last_zero_is_rejected() {
         let d = table(vec![0, 0], vec![0, 1], Some(vec![1, 2]));
-        let e = split(&d, &params(SplitStrategy::LeaveLastN(0), 0.2, 1)).unwrap_err();
-        assert_eq!(e, SplitError::LeaveLastZero);
+        let p = params(SplitStrategy::LeaveLastN(0), 0.2, 1);
+        assert_eq!(p.check(), Err(SplitError::LeaveLastZero));
+        assert_eq!(split(&d, &p).unwrap_err(), SplitError::LeaveLastZero);
     }
 
     #[test]
@@ -461,7 +476,13 @@ mod tests {
             Some(vec![40, 10, 30, 20, 5, 6, 1]),
         );
         let s = split(&d, &params(SplitStrategy::LeaveLastN(2), 0.2, 1)).unwrap();
-        let mut test: Vec<(u32, u32)> = s.test.user.iter().copied().zip(s.test.item.iter().copied()).collect();
+        let mut test: Vec<(u32, u32)> = s
+            .test
+            .user
+            .iter()
+            .copied()
+            .zip(s.test.item.iter().copied())
+            .collect();
         test.sort_unstable();
         // User 0's two newest (ts 40, 30 -> items 0, 2); user 1 keeps one (its newest, item 1).
         assert_eq!(test, vec![(0, 0), (0, 2), (1, 1)]);
@@ -493,7 +514,10 @@ mod tests {
         let d = table(vec![0, 1, 2, 3], vec![0, 0, 1, 1], None);
         assert_eq!(sample(&d, 1.0, 5).unwrap(), d);
         for f in [0.0, 1.01, f64::NAN] {
-            assert!(matches!(sample(&d, f, 5), Err(SplitError::SampleFraction(_))));
+            assert!(matches!(
+                sample(&d, f, 5),
+                Err(SplitError::SampleFraction(_))
+            ));
         }
     }
 

@@ -16,6 +16,7 @@ use thiserror::Error;
 
 use crate::data::interactions::Interactions;
 use crate::data::store::{self, StoreError};
+use crate::model::popularity::Popularity;
 
 pub const METADATA: &str = "metadata.json";
 pub const TRAIN: &str = "train_interactions.parquet";
@@ -106,37 +107,20 @@ pub struct SavedModel {
     pub metadata: ModelMetadata,
 }
 
-/// Ranks items for cold start: most rated first, ties by the damped mean
-/// `(sum + m * global_mean) / (count + m)` with `m = 10`, so one 5-star rating cannot win.
+/// Items for cold start, from the training data: most rated first, ties by the damped mean
+/// rating (see [`Popularity`]), so one 5-star rating cannot top the list. Items never rated are
+/// left out.
 pub fn cold_start_ranking(train: &Interactions) -> Vec<PopularItem> {
-    const M: f64 = 10.0;
-    let mut count = vec![0u64; train.n_items];
-    let mut sum = vec![0f64; train.n_items];
-    for (&i, &r) in train.item.iter().zip(&train.rating) {
-        count[i as usize] += 1;
-        sum[i as usize] += r as f64;
-    }
-    let total: f64 = sum.iter().sum();
-    let global = if train.is_empty() {
-        0.0
-    } else {
-        total / train.len() as f64
-    };
-    let mut items: Vec<PopularItem> = (0..train.n_items)
-        .filter(|&i| count[i] > 0)
-        .map(|i| PopularItem {
-            item: i as u32,
-            count: count[i],
-            score: (sum[i] + M * global) / (count[i] as f64 + M),
+    let pop = Popularity::fit(train);
+    pop.cold_start_ranking()
+        .iter()
+        .filter(|&&i| pop.count(i) > 0)
+        .map(|&i| PopularItem {
+            item: i,
+            count: pop.count(i) as u64,
+            score: pop.damped_mean(i),
         })
-        .collect();
-    items.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then(b.score.total_cmp(&a.score))
-            .then(a.item.cmp(&b.item))
-    });
-    items
+        .collect()
 }
 
 fn corrupt(path: &Path, message: impl Into<String>) -> ArtifactError {

@@ -217,31 +217,34 @@ mod tests {
         let p = Popularity::fit(&t);
         let by_user = t.by_user();
         assert_eq!(p.recommend(&by_user, 0, 2), vec![(2, 1.0), (3, 0.0)]);
-        assert_eq!(p.recommend(&by_user, 2, 10), vec![(0, 2.0), (1, 1.0), (3, 0.0)]);
+        assert_eq!(
+            p.recommend(&by_user, 2, 10),
+            vec![(0, 2.0), (1, 1.0), (3, 0.0)]
+        );
         // A user outside the table's rows gets the plain ranking.
         assert_eq!(p.recommend(&by_user, 7, 1), vec![(0, 2.0)]);
     }
 
     #[test]
     fn single_five_star_never_beats_a_well_rated_popular_item() {
-        // Item 0: one 5-star rating. Item 1: four ratings averaging 4.5.
-        let t = train(
-            &[
-                (0, 0, 5.0),
-                (1, 1, 4.0),
-                (2, 1, 5.0),
-                (3, 1, 4.0),
-                (4, 1, 5.0),
-            ],
-            5,
-            2,
-        );
-        let p = Popularity::fit(&t);
-        assert_eq!(p.cold_start_ranking(), &[1, 0]);
-        // And its damped score is below the popular item's too.
+        // Item 0: one 5-star rating. Item 1: four ratings averaging 4.5. Item 2: five 3s.
+        let mut rows = vec![
+            (0, 0, 5.0),
+            (1, 1, 4.0),
+            (2, 1, 5.0),
+            (3, 1, 4.0),
+            (4, 1, 5.0),
+        ];
+        rows.extend((0..5).map(|u| (u, 2, 3.0)));
+        let p = Popularity::fit(&train(&rows, 5, 3));
+        assert_eq!(p.cold_start_ranking(), &[2, 1, 0]);
+        // Global mean 38 / 10 = 3.8: the lone 5 damps to (5 + 5 · 3.8) / 6 = 4.0, below the
+        // popular item's (18 + 19) / 9.
+        assert!((p.global_mean() - 3.8).abs() < 1e-12);
+        assert!((p.damped_mean(0) - 4.0).abs() < 1e-12);
+        assert!((p.damped_mean(1) - 37.0 / 9.0).abs() < 1e-12);
         assert!(p.damped_mean(0) < p.damped_mean(1));
-        let global = 23.0 / 5.0;
-        assert!((p.damped_mean(0) - (5.0 + 5.0 * global) / 6.0).abs() < 1e-12);
+        assert!(p.mean(0) > p.mean(1));
     }
 
     #[test]

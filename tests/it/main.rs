@@ -1,4 +1,5 @@
 //! The one integration-test binary: runs `recflow` as a user would, in temporary folders.
 
 mod etl;
+mod train;
 mod util;

@@ -6,61 +6,147 @@
 //! about ratings, users or items.
 
 use ndarray::linalg::{general_mat_mul, general_mat_vec_mul};
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, LinalgScalar};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, LinalgScalar};
 use ndarray_linalg::{Lapack, MatrixLayout, UPLO};
 use std::sync::Once;
 
 /// The floating-point types the normal equations can be formed and solved in.
-pub(crate) trait Real: Lapack + LinalgScalar + PartialOrd + Send + Sync + std::fmt::Debug {
-    fn from_f32(x: f32) -> Self;
-    fn from_f64(x: f64) -> Self;
-    fn to_f32(self) -> f32;
-    fn to_f64(self) -> f64;
-    fn sqrt(self) -> Self;
+pub(crate) trait Real:
+    Lapack + LinalgScalar + PartialOrd + Send + Sync + std::fmt::Debug
+{
+    fn of_f32(x: f32) -> Self;
+    fn of_f64(x: f64) -> Self;
+    fn as_f32(self) -> f32;
+    fn as_f64(self) -> f64;
+    fn root(self) -> Self;
+    /// Upper triangle (row-major) of `c = beta * c + wᵀw`; lengths already checked.
+    fn syrk_unchecked(w: &[Self], rows: usize, cols: usize, beta: Self, c: &mut [Self]);
 }
 
 impl Real for f32 {
-    fn from_f32(x: f32) -> Self {
+    fn of_f32(x: f32) -> Self {
         x
     }
-    fn from_f64(x: f64) -> Self {
+    fn of_f64(x: f64) -> Self {
         x as f32
     }
-    fn to_f32(self) -> f32 {
+    fn as_f32(self) -> f32 {
         self
     }
-    fn to_f64(self) -> f64 {
+    fn as_f64(self) -> f64 {
         self as f64
     }
-    fn sqrt(self) -> Self {
+    fn root(self) -> Self {
         f32::sqrt(self)
+    }
+    fn syrk_unchecked(w: &[Self], rows: usize, cols: usize, beta: Self, c: &mut [Self]) {
+        ffi::ssyrk(w, rows, cols, beta, c)
     }
 }
 
 impl Real for f64 {
-    fn from_f32(x: f32) -> Self {
+    fn of_f32(x: f32) -> Self {
         x as f64
     }
-    fn from_f64(x: f64) -> Self {
+    fn of_f64(x: f64) -> Self {
         x
     }
-    fn to_f32(self) -> f32 {
+    fn as_f32(self) -> f32 {
         self as f32
     }
-    fn to_f64(self) -> f64 {
+    fn as_f64(self) -> f64 {
         self
     }
-    fn sqrt(self) -> Self {
+    fn root(self) -> Self {
         f64::sqrt(self)
+    }
+    fn syrk_unchecked(w: &[Self], rows: usize, cols: usize, beta: Self, c: &mut [Self]) {
+        ffi::dsyrk(w, rows, cols, beta, c)
     }
 }
 
-// OpenBLAS's own runtime switch; not part of the CBLAS interface, hence the declaration here.
+// OpenBLAS's thread switch is not part of CBLAS, and ndarray exposes no symmetric rank-k update,
+// so both are declared here against the OpenBLAS that ndarray-linalg already links.
 #[allow(unsafe_code)]
 mod ffi {
     use std::os::raw::c_int;
+
+    const ROW_MAJOR: c_int = 101;
+    const UPPER: c_int = 121;
+    const TRANS: c_int = 112;
+
     extern "C" {
         pub fn openblas_set_num_threads(num_threads: c_int);
+        fn cblas_ssyrk(
+            layout: c_int,
+            uplo: c_int,
+            trans: c_int,
+            n: c_int,
+            k: c_int,
+            alpha: f32,
+            a: *const f32,
+            lda: c_int,
+            beta: f32,
+            c: *mut f32,
+            ldc: c_int,
+        );
+        fn cblas_dsyrk(
+            layout: c_int,
+            uplo: c_int,
+            trans: c_int,
+            n: c_int,
+            k: c_int,
+            alpha: f64,
+            a: *const f64,
+            lda: c_int,
+            beta: f64,
+            c: *mut f64,
+            ldc: c_int,
+        );
+    }
+
+    /// Upper triangle (row-major) of `c = beta * c + wᵀw`, `w` row-major `rows × cols`; the
+    /// caller has checked `w.len() == rows * cols` and `c.len() == cols * cols`.
+    pub fn ssyrk(w: &[f32], rows: usize, cols: usize, beta: f32, c: &mut [f32]) {
+        let (n, k) = (cols as c_int, rows as c_int);
+        // SAFETY: the slices hold exactly the elements the dimensions describe (checked by the
+        // caller), and OpenBLAS reads `w` and writes `c` only within them.
+        unsafe {
+            cblas_ssyrk(
+                ROW_MAJOR,
+                UPPER,
+                TRANS,
+                n,
+                k,
+                1.0,
+                w.as_ptr(),
+                n,
+                beta,
+                c.as_mut_ptr(),
+                n,
+            )
+        }
+    }
+
+    /// As [`ssyrk`], in double precision.
+    pub fn dsyrk(w: &[f64], rows: usize, cols: usize, beta: f64, c: &mut [f64]) {
+        let (n, k) = (cols as c_int, rows as c_int);
+        // SAFETY: as in `ssyrk`.
+        unsafe {
+            cblas_dsyrk(
+                ROW_MAJOR,
+                UPPER,
+                TRANS,
+                n,
+                k,
+                1.0,
+                w.as_ptr(),
+                n,
+                beta,
+                c.as_mut_ptr(),
+                n,
+            )
+        }
     }
 }
 
@@ -77,6 +163,18 @@ pub fn blas_single_threaded() {
     });
 }
 
+/// A dense kernel could not run: the buffers do not match the stated dimensions, or the matrix
+/// is not positive definite (LAPACK could not factor it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinalgError {
+    Shape,
+    NotPositiveDefinite,
+}
+
+fn view<T>(a: &[T], rows: usize, cols: usize) -> Result<ArrayView2<'_, T>, LinalgError> {
+    ArrayView2::from_shape((rows, cols), a).map_err(|_| LinalgError::Shape)
+}
+
 /// `aᵀa` (one gemm).
 pub(crate) fn gram<T: Real>(a: ArrayView2<'_, T>) -> Array2<T> {
     let k = a.ncols();
@@ -85,49 +183,101 @@ pub(crate) fn gram<T: Real>(a: ArrayView2<'_, T>) -> Array2<T> {
     out
 }
 
-/// `out = beta * out + wᵀw` (one gemm).
-pub(crate) fn gram_into<T: Real>(w: ArrayView2<'_, T>, beta: T, mut out: ArrayViewMut2<'_, T>) {
-    general_mat_mul(T::one(), &w.t(), &w, beta, &mut out);
+/// `aᵀv` (one gemv).
+pub(crate) fn gram_vec<T: Real>(a: ArrayView2<'_, T>, v: ArrayView1<'_, T>) -> Vec<T> {
+    let mut out = ndarray::Array1::<T>::zeros(a.ncols());
+    general_mat_vec_mul(T::one(), &a.t(), &v, T::zero(), &mut out);
+    out.to_vec()
 }
 
-/// `out = a v` (one gemv).
-pub(crate) fn mat_vec<T: Real>(a: ArrayView2<'_, T>, v: ArrayView1<'_, T>, mut out: ArrayViewMut1<'_, T>) {
-    general_mat_vec_mul(T::one(), &a, &v, T::zero(), &mut out);
-}
-
-/// `out = beta * out + aᵀv` (one gemv).
-pub(crate) fn mat_t_vec<T: Real>(
-    a: ArrayView2<'_, T>,
-    v: ArrayView1<'_, T>,
+/// The upper triangle (row-major) of `out = beta * out + wᵀw`, in one syrk: half the work of
+/// a full gemm. The lower triangle is left as it was.
+pub(crate) fn gram_upper_into<T: Real>(
+    w: &[T],
+    n: usize,
+    k: usize,
     beta: T,
-    mut out: ArrayViewMut1<'_, T>,
-) {
-    general_mat_vec_mul(T::one(), &a.t(), &v, beta, &mut out);
+    out: &mut [T],
+) -> Result<(), LinalgError> {
+    if w.len() != n * k || out.len() != k * k || i32::try_from(n.max(k)).is_err() {
+        return Err(LinalgError::Shape);
+    }
+    T::syrk_unchecked(w, n, k, beta, out);
+    Ok(())
 }
 
-/// The matrix was not positive definite (LAPACK could not factor it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct NotPositiveDefinite;
+/// `out = a v` for row-major `a` (`n × k`), in one gemv.
+pub(crate) fn mat_vec<T: Real>(
+    a: &[T],
+    n: usize,
+    k: usize,
+    v: &[T],
+    out: &mut [T],
+) -> Result<(), LinalgError> {
+    let a = view(a, n, k)?;
+    if v.len() != k || out.len() != n {
+        return Err(LinalgError::Shape);
+    }
+    let mut out = ArrayViewMut1::from(out);
+    general_mat_vec_mul(T::one(), &a, &ArrayView1::from(v), T::zero(), &mut out);
+    Ok(())
+}
 
-/// Solves `a x = b` for symmetric positive definite `a` (`k × k`, row-major, both triangles
-/// filled), overwriting `a` with its Cholesky factor and `b` with `x`.
-pub(crate) fn cholesky_solve<T: Real>(a: &mut [T], b: &mut [T]) -> Result<(), NotPositiveDefinite> {
+/// `out = beta * out + aᵀv` for row-major `a` (`n × k`), in one gemv.
+pub(crate) fn mat_t_vec<T: Real>(
+    a: &[T],
+    n: usize,
+    k: usize,
+    v: &[T],
+    beta: T,
+    out: &mut [T],
+) -> Result<(), LinalgError> {
+    let a = view(a, n, k)?;
+    if v.len() != n || out.len() != k {
+        return Err(LinalgError::Shape);
+    }
+    let mut out = ArrayViewMut1::from(out);
+    general_mat_vec_mul(T::one(), &a.t(), &ArrayView1::from(v), beta, &mut out);
+    Ok(())
+}
+
+/// Solves `a x = b` for symmetric positive definite `a` (`k × k`, row-major; only the upper
+/// triangle is read), overwriting `a` with its Cholesky factor and `b` with `x`.
+pub(crate) fn cholesky_solve<T: Real>(a: &mut [T], b: &mut [T]) -> Result<(), LinalgError> {
     let k = b.len();
-    debug_assert_eq!(a.len(), k * k);
-    // A symmetric matrix reads the same in either order, so hand LAPACK its native column-major
-    // layout and skip the transposes it would otherwise do.
+    if a.len() != k * k {
+        return Err(LinalgError::Shape);
+    }
+    // The row-major upper triangle is the column-major lower one: hand LAPACK its native layout
+    // and skip the transposes it would otherwise do.
     let layout = MatrixLayout::F {
         col: k as i32,
         lda: k as i32,
     };
-    <T as Lapack>::cholesky(layout, UPLO::Lower, a).map_err(|_| NotPositiveDefinite)?;
-    <T as Lapack>::solve_cholesky(layout, UPLO::Lower, a, b).map_err(|_| NotPositiveDefinite)
+    <T as Lapack>::cholesky(layout, UPLO::Lower, a)
+        .map_err(|_| LinalgError::NotPositiveDefinite)?;
+    <T as Lapack>::solve_cholesky(layout, UPLO::Lower, a, b)
+        .map_err(|_| LinalgError::NotPositiveDefinite)
 }
 
+/// Dot product with eight independent partial sums, so the compiler can vectorize it; the order
+/// of additions is fixed, so the result is reproducible.
 pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
-    a.iter()
-        .zip(b)
-        .fold(T::zero(), |acc, (&x, &y)| acc + x * y)
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [T::zero(); 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut tail = T::zero();
+    for (&x, &y) in ra.iter().zip(rb) {
+        tail += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
 /// `y += a * x`.
@@ -140,7 +290,7 @@ pub(crate) fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{array, Array1};
+    use ndarray::array;
 
     #[test]
     fn cholesky_solve_matches_a_known_solution() {
@@ -157,28 +307,59 @@ mod tests {
     fn cholesky_solve_reports_an_indefinite_matrix() {
         let mut a = vec![1.0f32, 2.0, 2.0, 1.0];
         let mut b = vec![1.0f32, 1.0];
-        assert_eq!(cholesky_solve(&mut a, &mut b), Err(NotPositiveDefinite));
+        assert_eq!(
+            cholesky_solve(&mut a, &mut b),
+            Err(LinalgError::NotPositiveDefinite)
+        );
     }
 
     #[test]
     fn gram_and_products_agree_with_plain_loops() {
         let w = array![[1.0f64, 2.0], [3.0, 4.0], [5.0, -6.0]];
-        let g = gram(w.view());
-        assert_eq!(g, array![[35.0, -16.0], [-16.0, 56.0]]);
-        let mut acc = Array2::<f64>::eye(2);
-        gram_into(w.view(), 2.0, acc.view_mut());
-        assert_eq!(acc, array![[37.0, -16.0], [-16.0, 58.0]]);
-        let v = array![1.0, -1.0, 2.0];
-        let mut out = Array1::<f64>::zeros(2);
-        mat_t_vec(w.view(), v.view(), 0.0, out.view_mut());
-        assert_eq!(out, array![8.0, -14.0]);
-        let mut out3 = Array1::<f64>::zeros(3);
-        mat_vec(w.view(), array![1.0, 1.0].view(), out3.view_mut());
-        assert_eq!(out3, array![3.0, 7.0, -1.0]);
+        assert_eq!(gram(w.view()), array![[35.0, -16.0], [-16.0, 56.0]]);
+        let flat = [1.0f64, 2.0, 3.0, 4.0, 5.0, -6.0];
+        // Only the upper triangle is written; the lower keeps its old value.
+        let mut acc = [1.0f64, 0.0, 7.0, 1.0];
+        gram_upper_into(&flat, 3, 2, 2.0, &mut acc).unwrap();
+        assert_eq!(acc, [37.0, -16.0, 7.0, 58.0]);
+        let mut single = [0.0f32; 4];
+        let flat32: Vec<f32> = flat.iter().map(|&v| v as f32).collect();
+        gram_upper_into(&flat32, 3, 2, 0.0, &mut single).unwrap();
+        assert_eq!((single[0], single[1], single[3]), (35.0, -16.0, 56.0));
+        assert_eq!(
+            gram_vec(w.view(), ndarray::array![1.0, 0.0, 1.0].view()),
+            vec![6.0, -4.0]
+        );
+        let mut out = [0.0f64; 2];
+        mat_t_vec(&flat, 3, 2, &[1.0, -1.0, 2.0], 0.0, &mut out).unwrap();
+        assert_eq!(out, [8.0, -14.0]);
+        let mut out3 = [0.0f64; 3];
+        mat_vec(&flat, 3, 2, &[1.0, 1.0], &mut out3).unwrap();
+        assert_eq!(out3, [3.0, 7.0, -1.0]);
         assert_eq!(dot(&[1.0f64, 2.0], &[3.0, 4.0]), 11.0);
+        let long: Vec<f64> = (0..19).map(f64::from).collect();
+        let want: f64 = long.iter().map(|v| v * v).sum();
+        assert_eq!(dot(&long, &long), want);
         let mut y = vec![1.0f64, 1.0];
         axpy(2.0, &[1.0, -1.0], &mut y);
         assert_eq!(y, vec![3.0, -1.0]);
+    }
+
+    #[test]
+    fn mismatched_buffers_are_a_shape_error() {
+        let mut out = [0.0f32; 2];
+        assert_eq!(
+            mat_vec(&[1.0f32; 5], 3, 2, &[1.0, 1.0], &mut out),
+            Err(LinalgError::Shape)
+        );
+        assert_eq!(
+            cholesky_solve(&mut [1.0f32; 3], &mut [1.0f32; 2]),
+            Err(LinalgError::Shape)
+        );
+        assert_eq!(
+            gram_upper_into(&[1.0f32; 5], 3, 2, 0.0, &mut [0.0; 4]),
+            Err(LinalgError::Shape)
+        );
     }
 
     #[test]

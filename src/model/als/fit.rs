@@ -1,0 +1,1123 @@
+//! The ALS iteration: initial factors, half-steps (solve every user against fixed items, then
+//! every item against fixed users), the objective, validation RMSE and the per-iteration report.
+//!
+//! Each row's problem is a weighted ridge regression over the other side's vectors. Explicit:
+//! weight 1 and target `r - offset` over the row's ratings. Implicit: every pair counts, with
+//! confidence `c = 1 + alpha |r|` and preference `p = [r > 0]`, so the shared Gram matrix of the
+//! other side plus the row's own `(c - 1)`-weighted terms form the normal equations. With biases,
+//! the solved vector is `[x, b]` against the other side's `[y, 1]`, and the other side's bias (plus
+//! the mean, explicit only) is an offset on the target. Knows nothing about files or evaluation.
+
+use super::linalg::{self, LinalgError, Real};
+use super::params::{RegScaling, Solver, ValidAlsParams};
+use super::{AlsError, AlsModel, IterationReport, Side};
+use crate::data::interactions::{Csr, Interactions};
+use ndarray::{s, Array1, Array2, ArrayViewMut1, Axis};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+use std::time::Instant;
+
+/// Precision the normal equations are formed and solved in; factors are stored as `f32`.
+type Acc = f32;
+
+/// Fits a model on `train`, calling `on_iter` after every iteration. Runs on the current rayon
+/// pool; OpenBLAS is switched to one thread first, since the rows are already solved in parallel.
+pub fn fit(
+    params: &ValidAlsParams,
+    train: &Interactions,
+    validation: Option<&Interactions>,
+    on_iter: &mut dyn FnMut(&IterationReport),
+) -> Result<AlsModel, AlsError> {
+    fit_in::<Acc>(params, train, validation, on_iter)
+}
+
+/// What stays fixed during one fit.
+struct Setup<T> {
+    rank: usize,
+    /// Columns of a stored factor row: the rank, plus one for the bias when learned.
+    k: usize,
+    biases: bool,
+    implicit: bool,
+    alpha: T,
+    reg: T,
+    scaling: RegScaling,
+    solver: Solver,
+    cg_steps: usize,
+    /// Global mean (explicit with biases), else 0.
+    mu: f32,
+}
+
+impl<T: Real> Setup<T> {
+    fn new(params: &ValidAlsParams, mu: f32) -> Self {
+        let biases = params.biases();
+        Self {
+            rank: params.rank(),
+            k: params.rank() + usize::from(biases),
+            biases,
+            implicit: params.implicit(),
+            alpha: T::of_f64(params.alpha()),
+            reg: T::of_f64(params.reg()),
+            scaling: params.reg_scaling(),
+            solver: params.solver(),
+            cg_steps: params.cg_steps(),
+            mu,
+        }
+    }
+
+    /// Regularization weight of a row with `count` ratings (positive ones, for implicit).
+    fn lambda(&self, count: usize) -> T {
+        match self.scaling {
+            RegScaling::Count => self.reg * T::of_f64(count as f64),
+            RegScaling::None => self.reg,
+        }
+    }
+
+    /// Whether a rating counts towards the row's regularization weight (Spark counts only
+    /// positive ratings for implicit feedback).
+    fn counts(&self, rating: f32) -> bool {
+        !self.implicit || rating > 0.0
+    }
+}
+
+pub(crate) fn fit_in<T: Real>(
+    params: &ValidAlsParams,
+    train: &Interactions,
+    validation: Option<&Interactions>,
+    on_iter: &mut dyn FnMut(&IterationReport),
+) -> Result<AlsModel, AlsError> {
+    if train.is_empty() {
+        return Err(AlsError::EmptyTraining);
+    }
+    if let Some(v) = validation {
+        if (v.n_users, v.n_items) != (train.n_users, train.n_items) {
+            return Err(AlsError::ValidationShape {
+                train_users: train.n_users,
+                train_items: train.n_items,
+                val_users: v.n_users,
+                val_items: v.n_items,
+            });
+        }
+    }
+    linalg::blas_single_threaded();
+    let by_user = train.by_user();
+    let by_item = train.by_item();
+    let mu = if params.biases() && !params.implicit() {
+        // Sequential f64 sum: the same mean whatever the thread count.
+        (train.rating.iter().map(|&r| r as f64).sum::<f64>() / train.len() as f64) as f32
+    } else {
+        0.0
+    };
+    let setup = Setup::<T>::new(params, mu);
+    let (mut users, mut items) = initial_factors(&setup, &by_user, &by_item, params.seed());
+
+    for iteration in 1..=params.max_iter() {
+        let start = Instant::now();
+        solve_side(&setup, iteration, Side::User, &by_user, &mut users, &items)?;
+        solve_side(&setup, iteration, Side::Item, &by_item, &mut items, &users)?;
+        let train_loss = objective(&setup, &by_user, &by_item, &users, &items);
+        let val_rmse = match validation {
+            Some(v) if !setup.implicit => {
+                validation_rmse(&setup, v, &by_user, &by_item, &users, &items)
+            }
+            _ => None,
+        };
+        on_iter(&IterationReport {
+            iteration,
+            train_loss,
+            val_rmse,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(into_model(&setup, users, items))
+}
+
+/// One half-step: solves `solved` against the fixed other side, then checks it is finite.
+fn solve_side<T: Real>(
+    setup: &Setup<T>,
+    iteration: usize,
+    side: Side,
+    rows: &Csr,
+    solved: &mut Array2<f32>,
+    fixed: &Array2<f32>,
+) -> Result<(), AlsError> {
+    let fixed = FixedSide::new(setup, fixed);
+    half_step(setup, rows, &fixed, solved).map_err(|row| AlsError::NotPositiveDefinite {
+        iteration,
+        side,
+        row,
+    })?;
+    if solved.iter().any(|v| !v.is_finite()) {
+        return Err(AlsError::NonFinite { iteration, side });
+    }
+    Ok(())
+}
+
+/// Random initial factors (standard normal scaled by `INIT_SCALE / sqrt(rank)`), drawn
+/// sequentially so they depend on the seed only. Rows without ratings and the bias column
+/// start at zero.
+fn initial_factors<T: Real>(
+    setup: &Setup<T>,
+    by_user: &Csr,
+    by_item: &Csr,
+    seed: u64,
+) -> (Array2<f32>, Array2<f32>) {
+    const INIT_SCALE: f32 = 1.0;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let scale = INIT_SCALE / (setup.rank as f32).sqrt();
+    let mut draw = |rows: &Csr| {
+        let mut m = Array2::<f32>::zeros((rows.n_rows, setup.k));
+        for (r, mut row) in m.axis_iter_mut(Axis(0)).enumerate() {
+            for v in row.slice_mut(s![..setup.rank]) {
+                let z: f32 = StandardNormal.sample(&mut rng);
+                *v = z * scale;
+            }
+            if rows.row_len(r) == 0 {
+                row.fill(0.0);
+            }
+        }
+        m
+    };
+    let items = draw(by_item);
+    let users = draw(by_user);
+    (users, items)
+}
+
+/// The other side, as the solved side sees it during one half-step.
+struct FixedSide<T> {
+    /// `[y, 1]` with biases, `y` without; row-major, `k` columns.
+    vectors: Vec<T>,
+    /// What the other side already explains of a rating: `mu + b_j`. Zero without biases.
+    offset: Vec<T>,
+    /// Implicit only: `vectorsᵀ vectors`, row-major, both triangles.
+    gram: Option<Vec<T>>,
+    /// Implicit with biases: `vectorsᵀ offset`, subtracted from every right-hand side.
+    shift: Option<Vec<T>>,
+}
+
+impl<T: Real> FixedSide<T> {
+    fn new(setup: &Setup<T>, stored: &Array2<f32>) -> Self {
+        let n = stored.nrows();
+        let mut vectors = Array2::<T>::zeros((n, setup.k));
+        let mut offset = Array1::<T>::zeros(n);
+        for ((src, mut dst), off) in stored
+            .axis_iter(Axis(0))
+            .zip(vectors.axis_iter_mut(Axis(0)))
+            .zip(offset.iter_mut())
+        {
+            for (d, &s) in dst.iter_mut().zip(src.iter()) {
+                *d = T::of_f32(s);
+            }
+            if setup.biases {
+                *off = T::of_f32(setup.mu + src[setup.rank]);
+                dst[setup.rank] = T::one();
+            }
+        }
+        let (gram, shift) = if setup.implicit {
+            let gram = linalg::gram(vectors.view()).iter().copied().collect();
+            let shift = setup
+                .biases
+                .then(|| linalg::gram_vec(vectors.view(), offset.view()));
+            (Some(gram), shift)
+        } else {
+            (None, None)
+        };
+        // Freshly built arrays are row-major from offset 0, so the raw vectors are the rows.
+        Self {
+            vectors: vectors.into_raw_vec_and_offset().0,
+            offset: offset.into_raw_vec_and_offset().0,
+            gram,
+            shift,
+        }
+    }
+}
+
+/// Per-thread buffers, grown to the longest row seen.
+struct Workspace<T> {
+    /// Gathered neighbour vectors, row-major (n × k); scaled by `sqrt(c - 1)` for implicit
+    /// Cholesky.
+    w: Vec<T>,
+    /// Per neighbour: the weight `c - 1` (implicit) or 1 (explicit).
+    d: Vec<T>,
+    tmp: Vec<T>,
+    a: Vec<T>,
+    b: Vec<T>,
+    a64: Vec<f64>,
+    b64: Vec<f64>,
+    x: Vec<T>,
+    r: Vec<T>,
+    p: Vec<T>,
+    ap: Vec<T>,
+}
+
+impl<T: Real> Workspace<T> {
+    fn new(k: usize) -> Self {
+        Self {
+            w: Vec::new(),
+            d: Vec::new(),
+            tmp: Vec::new(),
+            a: vec![T::zero(); k * k],
+            b: vec![T::zero(); k],
+            a64: vec![0.0; k * k],
+            b64: vec![0.0; k],
+            x: vec![T::zero(); k],
+            r: vec![T::zero(); k],
+            p: vec![T::zero(); k],
+            ap: vec![T::zero(); k],
+        }
+    }
+
+    fn reserve(&mut self, n: usize, k: usize) {
+        if self.d.len() < n {
+            self.w.resize(n * k, T::zero());
+            self.d.resize(n, T::zero());
+            self.tmp.resize(n, T::zero());
+        }
+    }
+}
+
+/// Solves every row of `solved` against `fixed`, in parallel. On failure returns the lowest row
+/// whose normal equations could not be solved (the lowest, so the error does not depend on
+/// scheduling).
+fn half_step<T: Real>(
+    setup: &Setup<T>,
+    rows: &Csr,
+    fixed: &FixedSide<T>,
+    solved: &mut Array2<f32>,
+) -> Result<(), usize> {
+    let failed = solved
+        .axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .map_init(
+            || Workspace::<T>::new(setup.k),
+            |ws, (r, z)| {
+                let (cols, vals) = rows.row(r);
+                solve_row(setup, fixed, cols, vals, ws, z).err().map(|_| r)
+            },
+        )
+        .flatten()
+        .min();
+    match failed {
+        Some(row) => Err(row),
+        None => Ok(()),
+    }
+}
+
+/// One row's least-squares problem; writes the solution into `z` (`[x, b]` with biases).
+fn solve_row<T: Real>(
+    setup: &Setup<T>,
+    fixed: &FixedSide<T>,
+    cols: &[u32],
+    vals: &[f32],
+    ws: &mut Workspace<T>,
+    mut z: ArrayViewMut1<'_, f32>,
+) -> Result<(), LinalgError> {
+    let n = cols.len();
+    if n == 0 {
+        z.fill(0.0);
+        return Ok(());
+    }
+    let k = setup.k;
+    ws.reserve(n, k);
+    let cholesky = setup.solver == Solver::Cholesky;
+    // Implicit Cholesky folds the weights into the gathered rows so one gemm gives Σ (c-1) y yᵀ.
+    let scale_rows = setup.implicit && cholesky;
+    let b = &mut ws.b[..k];
+    b.fill(T::zero());
+    let mut count = 0usize;
+    for (t, (&j, &rating)) in cols.iter().zip(vals).enumerate() {
+        let j = j as usize;
+        let y = &fixed.vectors[j * k..(j + 1) * k];
+        let off = fixed.offset[j];
+        let v = T::of_f32(rating);
+        count += usize::from(setup.counts(rating));
+        let (weight, coef) = if setup.implicit {
+            let c1 = setup.alpha * T::of_f32(rating.abs());
+            let pref = if rating > 0.0 { T::one() } else { T::zero() };
+            // Σ c (p - off) y over observed pairs, plus the part of -Σ_all off·y that the
+            // shared `shift` double-counts for them.
+            (c1, (T::one() + c1) * (pref - off) + off)
+        } else {
+            (T::one(), v - off)
+        };
+        ws.d[t] = weight;
+        let row = &mut ws.w[t * k..(t + 1) * k];
+        let s = if scale_rows { weight.root() } else { T::one() };
+        for ((wi, bi), &yi) in row.iter_mut().zip(b.iter_mut()).zip(y) {
+            *wi = s * yi;
+            *bi += coef * yi;
+        }
+    }
+    if let Some(shift) = &fixed.shift {
+        for (bi, &si) in b.iter_mut().zip(shift) {
+            *bi -= si;
+        }
+    }
+    let lambda = setup.lambda(count);
+    let w = &ws.w[..n * k];
+    if cholesky {
+        let a = &mut ws.a[..];
+        let beta = match &fixed.gram {
+            Some(g) => {
+                a.copy_from_slice(g);
+                T::one()
+            }
+            None => T::zero(),
+        };
+        linalg::gram_upper_into(w, n, k, beta, a)?;
+        // The factorization runs in f64 whatever T is: it is a small share of the work, and f32
+        // Cholesky loses positive definiteness on ill-conditioned rows (small unscaled reg).
+        let (a64, b64) = (&mut ws.a64[..], &mut ws.b64[..]);
+        for (d, &s) in a64.iter_mut().zip(a.iter()) {
+            *d = s.as_f64();
+        }
+        for (d, &s) in b64.iter_mut().zip(b.iter()) {
+            *d = s.as_f64();
+        }
+        let lambda = lambda.as_f64();
+        for i in 0..k {
+            a64[i * k + i] += lambda;
+        }
+        linalg::cholesky_solve(a64, b64)?;
+        for (zi, &bi) in z.iter_mut().zip(b64.iter()) {
+            *zi = bi as f32;
+        }
+        return Ok(());
+    }
+
+    // Conjugate gradient on A x = b, A = gram + Wᵀ diag(d) W + lambda I, from the previous x.
+    let Workspace {
+        d,
+        tmp,
+        x,
+        r,
+        p,
+        ap,
+        ..
+    } = ws;
+    let (d, tmp) = (&d[..n], &mut tmp[..n]);
+    for (xi, &zi) in x.iter_mut().zip(z.iter()) {
+        *xi = T::of_f32(zi);
+    }
+    let apply = |v: &[T], out: &mut [T], tmp: &mut [T]| -> Result<(), LinalgError> {
+        match &fixed.gram {
+            Some(g) => linalg::mat_vec(g, k, k, v, out)?,
+            None => out.fill(T::zero()),
+        }
+        linalg::axpy(lambda, v, out);
+        linalg::mat_vec(w, n, k, v, tmp)?;
+        for (ti, &di) in tmp.iter_mut().zip(d) {
+            *ti *= di;
+        }
+        linalg::mat_t_vec(w, n, k, tmp, T::one(), out)
+    };
+    apply(x, ap, tmp)?;
+    for ((ri, &bi), &ai) in r.iter_mut().zip(b.iter()).zip(ap.iter()) {
+        *ri = bi - ai;
+    }
+    p.copy_from_slice(r);
+    let tiny = T::of_f64(1e-20);
+    let mut rs_old = linalg::dot(r, r);
+    if rs_old >= tiny {
+        for _ in 0..setup.cg_steps {
+            apply(p, ap, tmp)?;
+            let p_ap = linalg::dot(p, ap);
+            // Without curvature along p (reg 0 on a rank-deficient row) stop where we are.
+            if !(p_ap > T::zero()) {
+                break;
+            }
+            let step = rs_old / p_ap;
+            linalg::axpy(step, p, x);
+            linalg::axpy(T::zero() - step, ap, r);
+            let rs_new = linalg::dot(r, r);
+            if rs_new < tiny {
+                break;
+            }
+            let ratio = rs_new / rs_old;
+            for (pi, &ri) in p.iter_mut().zip(r.iter()) {
+                *pi = ri + ratio * *pi;
+            }
+            rs_old = rs_new;
+        }
+    }
+    for (zi, &xi) in z.iter_mut().zip(x.iter()) {
+        *zi = xi.as_f32();
+    }
+    Ok(())
+}
+
+/// Prediction minus the mean: `x · y`, plus `b_u + b_i` with biases.
+fn score(rank: usize, biases: bool, u: &[f32], i: &[f32]) -> f64 {
+    if u.len() < rank || i.len() < rank {
+        return 0.0;
+    }
+    let mut p = linalg::dot(&u[..rank], &i[..rank]) as f64;
+    if biases {
+        p += u[rank] as f64 + i[rank] as f64;
+    }
+    p
+}
+
+/// Stored rows widened so that one dot product gives the prediction without the mean: users as
+/// `[x, b_u, 1]`, items as `[y, 1, b_i]` (just `x` and `y` without biases).
+fn widened(m: &Array2<f32>, rank: usize, biases: bool, items: bool) -> Array2<f64> {
+    let width = rank + if biases { 2 } else { 0 };
+    let mut out = Array2::<f64>::zeros((m.nrows(), width));
+    for (src, mut dst) in m.axis_iter(Axis(0)).zip(out.axis_iter_mut(Axis(0))) {
+        for c in 0..rank {
+            dst[c] = src[c] as f64;
+        }
+        if biases {
+            let (bias, one) = if items {
+                (rank + 1, rank)
+            } else {
+                (rank, rank + 1)
+            };
+            dst[bias] = src[rank] as f64;
+            dst[one] = 1.0;
+        }
+    }
+    out
+}
+
+/// The objective after an iteration, regularization included, summed in row order so the value
+/// does not depend on the thread count.
+fn objective<T: Real>(
+    setup: &Setup<T>,
+    by_user: &Csr,
+    by_item: &Csr,
+    users: &Array2<f32>,
+    items: &Array2<f32>,
+) -> f64 {
+    let (rank, biases, mu) = (setup.rank, setup.biases, setup.mu as f64);
+    let alpha = setup.alpha.as_f64();
+    // Implicit: the squared predictions over all pairs, Σ_u Σ_i (ẑ_u · ŷ_i)², equal the
+    // Frobenius product of the two Gram matrices; observed pairs then correct their own terms.
+    let all_pairs = if setup.implicit {
+        let zu = linalg::gram(widened(users, rank, biases, false).view());
+        let yi = linalg::gram(widened(items, rank, biases, true).view());
+        zu.iter().zip(yi.iter()).map(|(a, b)| a * b).sum::<f64>()
+    } else {
+        0.0
+    };
+    let reg_term = |m: &Array2<f32>, rows: &Csr, r: usize| -> f64 {
+        let count = rows.row(r).1.iter().filter(|&&v| setup.counts(v)).count();
+        let norm2: f64 = m.row(r).iter().map(|&v| v as f64 * v as f64).sum();
+        setup.lambda(count).as_f64() * norm2
+    };
+    let per_user: Vec<f64> = (0..by_user.n_rows)
+        .into_par_iter()
+        .map(|u| {
+            let zu = users.row(u);
+            let zu = zu.as_slice().unwrap_or(&[]);
+            let (cols, vals) = by_user.row(u);
+            let mut loss = 0.0;
+            for (&i, &r) in cols.iter().zip(vals) {
+                let zi = items.row(i as usize);
+                let pred = mu + score(rank, biases, zu, zi.as_slice().unwrap_or(&[]));
+                if setup.implicit {
+                    let c = 1.0 + alpha * (r as f64).abs();
+                    let p = if r > 0.0 { 1.0 } else { 0.0 };
+                    loss += c * (p - pred).powi(2) - pred * pred;
+                } else {
+                    loss += (r as f64 - pred).powi(2);
+                }
+            }
+            loss + reg_term(users, by_user, u)
+        })
+        .collect();
+    let per_item: Vec<f64> = (0..by_item.n_rows)
+        .into_par_iter()
+        .map(|i| reg_term(items, by_item, i))
+        .collect();
+    all_pairs + per_user.iter().sum::<f64>() + per_item.iter().sum::<f64>()
+}
+
+/// RMSE over validation ratings whose user and item both have training ratings; `None` when
+/// there are none.
+fn validation_rmse<T: Real>(
+    setup: &Setup<T>,
+    validation: &Interactions,
+    by_user: &Csr,
+    by_item: &Csr,
+    users: &Array2<f32>,
+    items: &Array2<f32>,
+) -> Option<f64> {
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    for ((&u, &i), &r) in validation
+        .user
+        .iter()
+        .zip(&validation.item)
+        .zip(&validation.rating)
+    {
+        let (u, i) = (u as usize, i as usize);
+        if u >= by_user.n_rows || i >= by_item.n_rows {
+            continue;
+        }
+        if by_user.row_len(u) == 0 || by_item.row_len(i) == 0 {
+            continue;
+        }
+        let (zu, zi) = (users.row(u), items.row(i));
+        let (zu, zi) = (zu.as_slice().unwrap_or(&[]), zi.as_slice().unwrap_or(&[]));
+        let pred = setup.mu as f64 + score(setup.rank, setup.biases, zu, zi);
+        sum += (r as f64 - pred).powi(2);
+        n += 1;
+    }
+    (n > 0).then(|| (sum / n as f64).sqrt())
+}
+
+fn into_model<T: Real>(setup: &Setup<T>, users: Array2<f32>, items: Array2<f32>) -> AlsModel {
+    let split = |m: Array2<f32>| {
+        let factors = m.slice(s![.., ..setup.rank]).to_owned();
+        let bias = if setup.biases {
+            m.column(setup.rank).to_owned()
+        } else {
+            Array1::zeros(m.nrows())
+        };
+        (factors, bias)
+    };
+    let (user_factors, user_bias) = split(users);
+    let (item_factors, item_bias) = split(items);
+    AlsModel {
+        user_factors,
+        item_factors,
+        global_bias: setup.mu,
+        user_bias,
+        item_bias,
+        implicit: setup.implicit,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::als::AlsParams;
+    use proptest::prelude::*;
+    use rand::Rng;
+
+    fn interactions(triples: &[(u32, u32, f32)], n_users: usize, n_items: usize) -> Interactions {
+        Interactions::new(
+            triples.iter().map(|t| t.0).collect(),
+            triples.iter().map(|t| t.1).collect(),
+            triples.iter().map(|t| t.2).collect(),
+            None,
+            n_users,
+            n_items,
+        )
+        .unwrap()
+    }
+
+    /// A small random rating table where every user and item has ratings, except those listed.
+    fn random_table(seed: u64, n_users: usize, n_items: usize, density: f64) -> Interactions {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut t = Vec::new();
+        for u in 0..n_users as u32 {
+            for i in 0..n_items as u32 {
+                if rng.gen::<f64>() < density || (u as usize % n_items) == i as usize {
+                    t.push((u, i, rng.gen_range(1..=5) as f32));
+                }
+            }
+        }
+        interactions(&t, n_users, n_items)
+    }
+
+    fn quiet(params: &ValidAlsParams, train: &Interactions) -> Result<AlsModel, AlsError> {
+        fit(params, train, None, &mut |_| {})
+    }
+
+    fn losses(params: &ValidAlsParams, train: &Interactions) -> Vec<f64> {
+        let mut out = Vec::new();
+        fit(params, train, None, &mut |r| out.push(r.train_loss)).unwrap();
+        out
+    }
+
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    }
+
+    /// Dense Gaussian elimination with partial pivoting, independent of BLAS and LAPACK.
+    fn solve_dense(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
+        let n = b.len();
+        for c in 0..n {
+            let p = (c..n)
+                .max_by(|&x, &y| a[x][c].abs().total_cmp(&a[y][c].abs()))
+                .unwrap();
+            a.swap(c, p);
+            b.swap(c, p);
+            for r in c + 1..n {
+                let f = a[r][c] / a[c][c];
+                for k in c..n {
+                    a[r][k] -= f * a[c][k];
+                }
+                b[r] -= f * b[c];
+            }
+        }
+        let mut x = vec![0.0; n];
+        for r in (0..n).rev() {
+            let s: f64 = (r + 1..n).map(|k| a[r][k] * x[k]).sum();
+            x[r] = (b[r] - s) / a[r][r];
+        }
+        x
+    }
+
+    /// The row's normal equations written out over every item, straight from the objective.
+    fn reference_user(
+        params: &ValidAlsParams,
+        train: &Interactions,
+        items: &Array2<f32>,
+        mu: f64,
+        user: usize,
+    ) -> Vec<f64> {
+        let (rank, biases) = (params.rank(), params.biases());
+        let k = rank + usize::from(biases);
+        let by_user = train.by_user();
+        let (cols, vals) = by_user.row(user);
+        let rated: std::collections::HashMap<u32, f32> =
+            cols.iter().copied().zip(vals.iter().copied()).collect();
+        let mut a = vec![vec![0.0; k]; k];
+        let mut b = vec![0.0; k];
+        let mut count = 0usize;
+        for j in 0..items.nrows() {
+            let rating = rated.get(&(j as u32)).copied();
+            let (c, target) = match (params.implicit(), rating) {
+                (false, None) => continue,
+                (false, Some(r)) => (1.0, r as f64),
+                (true, None) => (1.0, 0.0),
+                (true, Some(r)) => (
+                    1.0 + params.alpha() * (r as f64).abs(),
+                    if r > 0.0 { 1.0 } else { 0.0 },
+                ),
+            };
+            if rating.is_some_and(|r| !params.implicit() || r > 0.0) {
+                count += 1;
+            }
+            let mut y: Vec<f64> = (0..rank).map(|f| items[[j, f]] as f64).collect();
+            let mut off = mu;
+            if biases {
+                y.push(1.0);
+                off += items[[j, rank]] as f64;
+            }
+            for p in 0..k {
+                b[p] += c * (target - off) * y[p];
+                for q in 0..k {
+                    a[p][q] += c * y[p] * y[q];
+                }
+            }
+        }
+        let lambda = match params.reg_scaling() {
+            RegScaling::Count => params.reg() * count as f64,
+            RegScaling::None => params.reg(),
+        };
+        for (p, row) in a.iter_mut().enumerate() {
+            row[p] += lambda;
+        }
+        solve_dense(a, b)
+    }
+
+    fn check_half_step_matches_reference(params: AlsParams) {
+        let params = params.rank(4).check().unwrap();
+        let train = random_table(3, 6, 9, 0.4);
+        let (by_user, by_item) = (train.by_user(), train.by_item());
+        let mu = if params.biases() && !params.implicit() {
+            3.0
+        } else {
+            0.0
+        };
+        let setup = Setup::<Acc>::new(&params, mu);
+        let (mut users, mut items) = initial_factors(&setup, &by_user, &by_item, 5);
+        // Non-trivial item biases, so the offsets are exercised.
+        if params.biases() {
+            for (j, v) in items.column_mut(setup.rank).iter_mut().enumerate() {
+                *v = 0.1 * j as f32 - 0.3;
+            }
+        }
+        solve_side(&setup, 1, Side::User, &by_user, &mut users, &items).unwrap();
+        for u in 0..users.nrows() {
+            let want = reference_user(&params, &train, &items, mu as f64, u);
+            for (got, want) in users.row(u).iter().zip(&want) {
+                assert!(
+                    (*got as f64 - want).abs() < 1e-6,
+                    "user {u}: {got} vs {want} ({params:?})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn explicit_half_step_solves_the_normal_equations() {
+        check_half_step_matches_reference(AlsParams::new().reg(0.1));
+        check_half_step_matches_reference(AlsParams::new().reg(0.3).reg_scaling(RegScaling::None));
+    }
+
+    #[test]
+    fn explicit_half_step_with_biases_solves_the_normal_equations() {
+        check_half_step_matches_reference(AlsParams::new().reg(0.1).biases(true));
+    }
+
+    #[test]
+    fn implicit_half_step_solves_the_normal_equations() {
+        let base = AlsParams::new().implicit(true).alpha(2.0);
+        check_half_step_matches_reference(base.clone().reg(0.1));
+        check_half_step_matches_reference(base.clone().reg(0.5).reg_scaling(RegScaling::None));
+        check_half_step_matches_reference(base.reg(0.1).biases(true));
+    }
+
+    #[test]
+    fn implicit_half_step_treats_non_positive_ratings_as_confident_zeros() {
+        let params = AlsParams::new().implicit(true).alpha(1.5).rank(3);
+        let train = interactions(
+            &[
+                (0, 0, 2.0),
+                (0, 1, -1.0),
+                (0, 2, 0.0),
+                (1, 1, 1.0),
+                (1, 3, 4.0),
+            ],
+            2,
+            4,
+        );
+        let params = params.check().unwrap();
+        let setup = Setup::<Acc>::new(&params, 0.0);
+        let (by_user, by_item) = (train.by_user(), train.by_item());
+        let (mut users, items) = initial_factors(&setup, &by_user, &by_item, 9);
+        solve_side(&setup, 1, Side::User, &by_user, &mut users, &items).unwrap();
+        let want = reference_user(&params, &train, &items, 0.0, 0);
+        for (got, want) in users.row(0).iter().zip(&want) {
+            assert!((*got as f64 - want).abs() < 1e-6, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn rank_one_matrix_is_recovered() {
+        let (m, n) = (6u32, 5u32);
+        let mut t = Vec::new();
+        for u in 0..m {
+            for i in 0..n {
+                let r = (1.0 + 0.5 * u as f32) * (0.5 + 0.25 * i as f32);
+                t.push((u, i, r));
+            }
+        }
+        let train = interactions(&t, m as usize, n as usize);
+        let params = AlsParams::new()
+            .rank(1)
+            .reg(1e-6)
+            .max_iter(30)
+            .check()
+            .unwrap();
+        let model = quiet(&params, &train).unwrap();
+        for &(u, i, r) in &t {
+            let p = model.predict(u as usize, i as usize);
+            assert!((p - r).abs() < 1e-3, "({u}, {i}): {p} vs {r}");
+        }
+    }
+
+    #[test]
+    fn same_seed_gives_identical_factors() {
+        let train = random_table(11, 40, 30, 0.2);
+        for params in [
+            AlsParams::new().rank(8).biases(true),
+            AlsParams::new().rank(8).implicit(true).solver(Solver::Cg),
+            AlsParams::new().rank(8).implicit(true),
+        ] {
+            let params = params.check().unwrap();
+            let a = pool(2).install(|| quiet(&params, &train)).unwrap();
+            let b = pool(2).install(|| quiet(&params, &train)).unwrap();
+            assert_eq!(a, b);
+            let c = pool(1).install(|| quiet(&params, &train)).unwrap();
+            assert_eq!(a, c, "thread count changed the factors");
+            let other = AlsParams::from(params).seed(7).check().unwrap();
+            let d = quiet(&other, &train).unwrap();
+            assert_ne!(a.user_factors, d.user_factors);
+        }
+    }
+
+    #[test]
+    fn implicit_cholesky_and_cg_agree_after_enough_steps() {
+        let train = random_table(5, 30, 20, 0.25);
+        let base = AlsParams::new()
+            .rank(6)
+            .implicit(true)
+            .alpha(3.0)
+            .reg(0.05)
+            .max_iter(5);
+        let exact = quiet(&base.clone().check().unwrap(), &train).unwrap();
+        let cg = base.solver(Solver::Cg).cg_steps(30).check().unwrap();
+        let cg = quiet(&cg, &train).unwrap();
+        for u in 0..30 {
+            for i in 0..20 {
+                let (a, b) = (exact.predict(u, i), cg.predict(u, i));
+                assert!((a - b).abs() < 1e-4, "({u}, {i}): {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn implicit_cg_with_few_steps_is_close_to_exact() {
+        let train = random_table(6, 30, 20, 0.25);
+        let base = AlsParams::new().rank(6).implicit(true).max_iter(15);
+        let exact = quiet(&base.clone().check().unwrap(), &train).unwrap();
+        let cg = quiet(&base.solver(Solver::Cg).check().unwrap(), &train).unwrap();
+        let (le, lc) = (
+            losses(
+                &AlsParams::new()
+                    .rank(6)
+                    .implicit(true)
+                    .max_iter(15)
+                    .check()
+                    .unwrap(),
+                &train,
+            ),
+            losses(
+                &AlsParams::new()
+                    .rank(6)
+                    .implicit(true)
+                    .max_iter(15)
+                    .solver(Solver::Cg)
+                    .check()
+                    .unwrap(),
+                &train,
+            ),
+        );
+        let (le, lc) = (le[le.len() - 1], lc[lc.len() - 1]);
+        assert!((lc - le).abs() / le < 0.02, "cg loss {lc} vs exact {le}");
+        assert_eq!(exact.user_factors.dim(), cg.user_factors.dim());
+    }
+
+    #[test]
+    fn explicit_cg_solver_also_converges() {
+        let train = random_table(8, 20, 15, 0.4);
+        let base = AlsParams::new().rank(4).biases(true).max_iter(4);
+        let exact = quiet(&base.clone().check().unwrap(), &train).unwrap();
+        let cg = quiet(
+            &base.solver(Solver::Cg).cg_steps(20).check().unwrap(),
+            &train,
+        )
+        .unwrap();
+        for u in 0..20 {
+            for i in 0..15 {
+                assert!((exact.predict(u, i) - cg.predict(u, i)).abs() < 1e-4);
+            }
+        }
+    }
+
+    #[test]
+    fn rows_without_ratings_get_zero_vectors() {
+        // User 2 and item 3 have no ratings.
+        let train = interactions(
+            &[
+                (0, 0, 4.0),
+                (0, 1, 3.0),
+                (1, 1, 5.0),
+                (1, 2, 2.0),
+                (3, 0, 1.0),
+            ],
+            4,
+            4,
+        );
+        for params in [
+            AlsParams::new().rank(3).biases(true),
+            AlsParams::new().rank(3).implicit(true).biases(true),
+            AlsParams::new().rank(3).implicit(true).solver(Solver::Cg),
+        ] {
+            let m = quiet(&params.check().unwrap(), &train).unwrap();
+            assert!(m.user_factors.row(2).iter().all(|&v| v == 0.0));
+            assert!(m.item_factors.row(3).iter().all(|&v| v == 0.0));
+            assert_eq!((m.user_bias[2], m.item_bias[3]), (0.0, 0.0));
+            // Only the biases remain for them.
+            let expected = m.global_bias + m.item_bias[1];
+            assert!((m.predict(2, 1) - expected).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn factors_stay_finite_with_extreme_confidence() {
+        let train = random_table(2, 25, 25, 0.3);
+        for solver in [Solver::Cholesky, Solver::Cg] {
+            let params = AlsParams::new()
+                .rank(10)
+                .implicit(true)
+                .alpha(1e4)
+                .reg(0.0)
+                .reg_scaling(RegScaling::None)
+                .solver(solver)
+                .check()
+                .unwrap();
+            match quiet(&params, &train) {
+                Ok(m) => {
+                    assert!(m
+                        .user_factors
+                        .iter()
+                        .chain(m.item_factors.iter())
+                        .all(|v| v.is_finite()))
+                }
+                Err(e) => assert!(matches!(
+                    e,
+                    AlsError::NonFinite { .. } | AlsError::NotPositiveDefinite { .. }
+                )),
+            }
+        }
+    }
+
+    #[test]
+    fn overflowing_factors_are_reported_with_the_iteration() {
+        let train = interactions(&[(0, 0, 3.0e38), (1, 0, -3.0e38), (1, 1, 3.0e38)], 2, 2);
+        let params = AlsParams::new().rank(1).reg(1e-30).check().unwrap();
+        let err = quiet(&params, &train).unwrap_err();
+        assert!(
+            matches!(err, AlsError::NonFinite { iteration: 1, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("at iteration 1"), "{err}");
+    }
+
+    #[test]
+    fn singular_normal_equations_name_the_row() {
+        let params = AlsParams::new().rank(2).reg(0.0).check().unwrap();
+        let train = interactions(&[(0, 0, 3.0), (0, 1, 2.0), (1, 2, 4.0)], 2, 3);
+        let setup = Setup::<Acc>::new(&params, 0.0);
+        let by_user = train.by_user();
+        let mut users = Array2::<f32>::ones((2, 2));
+        // Item 2's vector is zero, so user 1's normal equations are all zeros.
+        let items = ndarray::array![[1.0f32, 0.5], [0.2, 1.0], [0.0, 0.0]];
+        let err = solve_side(&setup, 4, Side::User, &by_user, &mut users, &items).unwrap_err();
+        assert_eq!(
+            err,
+            AlsError::NotPositiveDefinite {
+                iteration: 4,
+                side: Side::User,
+                row: 1
+            }
+        );
+        assert!(err.to_string().contains("user `1`"), "{err}");
+    }
+
+    #[test]
+    fn empty_training_set_is_an_error() {
+        let train = interactions(&[], 3, 3);
+        let err = quiet(&ValidAlsParams::default(), &train).unwrap_err();
+        assert_eq!(err, AlsError::EmptyTraining);
+    }
+
+    #[test]
+    fn validation_from_other_id_maps_is_an_error() {
+        let train = interactions(&[(0, 0, 3.0)], 2, 2);
+        let val = interactions(&[(0, 0, 3.0)], 3, 2);
+        let err = fit(&ValidAlsParams::default(), &train, Some(&val), &mut |_| {}).unwrap_err();
+        assert!(matches!(
+            err,
+            AlsError::ValidationShape { val_users: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn reports_one_entry_per_iteration_with_validation_rmse() {
+        let train = random_table(4, 20, 15, 0.4);
+        let val = interactions(&[(0, 0, 3.0), (1, 2, 4.0)], 20, 15);
+        let params = AlsParams::new()
+            .rank(3)
+            .max_iter(4)
+            .biases(true)
+            .check()
+            .unwrap();
+        let mut reports = Vec::new();
+        fit(&params, &train, Some(&val), &mut |r| {
+            reports.push(r.clone())
+        })
+        .unwrap();
+        assert_eq!(
+            reports.iter().map(|r| r.iteration).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert!(reports
+            .iter()
+            .all(|r| r.val_rmse.is_some_and(|v| v.is_finite())));
+        assert!(reports.iter().all(|r| r.seconds >= 0.0));
+
+        let implicit = AlsParams::new()
+            .rank(3)
+            .max_iter(2)
+            .implicit(true)
+            .check()
+            .unwrap();
+        let mut reports = Vec::new();
+        fit(&implicit, &train, Some(&val), &mut |r| {
+            reports.push(r.clone())
+        })
+        .unwrap();
+        assert!(reports.iter().all(|r| r.val_rmse.is_none()));
+    }
+
+    #[test]
+    fn explicit_model_with_biases_learns_the_mean() {
+        let train = random_table(9, 20, 15, 0.5);
+        let params = AlsParams::new().rank(2).biases(true).check().unwrap();
+        let m = quiet(&params, &train).unwrap();
+        let mean = train.rating.iter().sum::<f32>() / train.len() as f32;
+        assert!((m.global_bias - mean).abs() < 1e-5);
+        assert!(m.user_bias.iter().any(|&b| b != 0.0));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Each half-step minimizes the objective exactly, so it never increases (up to the f32
+        /// rounding of stored factors).
+        #[test]
+        fn exact_als_never_increases_the_objective(
+            seed in 0u64..1000,
+            implicit in any::<bool>(),
+            biases in any::<bool>(),
+            count in any::<bool>(),
+            reg in 0.01f64..1.0,
+        ) {
+            let train = random_table(seed, 12, 10, 0.3);
+            let params = AlsParams::new()
+                .rank(3)
+                .max_iter(6)
+                .reg(reg)
+                .implicit(implicit)
+                .biases(biases)
+                .reg_scaling(if count { RegScaling::Count } else { RegScaling::None })
+                .seed(seed)
+                .check()
+                .unwrap();
+            let l = losses(&params, &train);
+            for w in l.windows(2) {
+                prop_assert!(w[1] <= w[0] * (1.0 + 1e-5), "{l:?}");
+            }
+        }
+
+        #[test]
+        fn factors_are_finite_and_empty_rows_zero(
+            seed in 0u64..1000,
+            implicit in any::<bool>(),
+            cg in any::<bool>(),
+            biases in any::<bool>(),
+        ) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let t: Vec<(u32, u32, f32)> = (0..30)
+                .map(|_| (rng.gen_range(0..8), rng.gen_range(0..9), rng.gen_range(-2.0..5.0)))
+                .collect();
+            let train = interactions(&t, 10, 10);
+            let params = AlsParams::new()
+                .rank(4)
+                .max_iter(3)
+                .implicit(implicit)
+                .biases(biases)
+                .solver(if cg { Solver::Cg } else { Solver::Cholesky })
+                .seed(seed)
+                .check()
+                .unwrap();
+            let m = quiet(&params, &train).unwrap();
+            prop_assert!(m.user_factors.iter().chain(m.item_factors.iter()).all(|v| v.is_finite()));
+            prop_assert!(m.user_factors.row(9).iter().all(|&v| v == 0.0));
+            prop_assert!(m.item_factors.row(9).iter().all(|&v| v == 0.0));
+        }
+    }
+}
