@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := target/release/recflow
 SAMPLE := data/raw/sample_reviews.json.gz
 
-.PHONY: help setup venv venv-peers test-spark build run test lint fmt bench bench-etl clean
+.PHONY: help setup venv venv-peers test-spark build run test lint fmt bench bench-etl bench-als clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -43,10 +43,13 @@ lint: ## rustfmt check and clippy with warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt
 
-bench: bench-etl ## Run every benchmark
+bench: bench-etl bench-als ## Run every benchmark
 
 bench-etl: build venv-peers ## ETL on an Electronics-size generated file vs polars-python and PySpark
 	python3 scripts/bench_etl.py
+
+bench-als: build venv venv-peers ## ALS fit time and accuracy vs Spark MLlib and implicit, top-K scoring, BLAS rate
+	python3 scripts/bench_als.py
 
 clean: ## Remove build outputs, processed data and the venv
 	$(CARGO) clean

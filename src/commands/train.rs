@@ -453,7 +453,7 @@ pub fn attach_test_file(ds: &mut Dataset, path: &Path) -> anyhow::Result<Interac
         strict: false,
     };
     let raw = read_ratings(path, &opts, &crate::progress::Progress::hidden())?;
-    let mut index = |ids: &mut Vec<String>, names: &[String]| -> Vec<u32> {
+    let index = |ids: &mut Vec<String>, names: &[String]| -> Vec<u32> {
         let mut map: HashMap<String, u32> = ids
             .iter()
             .enumerate()

@@ -126,6 +126,37 @@ impl AlsModel {
         p
     }
 
+    /// User and item matrices whose dot products are exactly [`predict`](Self::predict): users
+    /// as `[x, mu + b_u, 1]`, items as `[y, 1, b_i]` (rank + 2 columns). This is the form to
+    /// write where only factors can be stored, such as Spark's `ALSModel` layout. Without biases
+    /// the factors are returned as they are.
+    pub fn prediction_factors(&self) -> (Array2<f32>, Array2<f32>) {
+        if !self.has_biases() {
+            return (self.user_factors.clone(), self.item_factors.clone());
+        }
+        let user_extra = Array2::from_shape_fn((self.n_users(), 2), |(u, c)| match c {
+            0 => self.global_bias + self.user_bias.get(u).copied().unwrap_or(0.0),
+            _ => 1.0,
+        });
+        let item_extra = Array2::from_shape_fn((self.n_items(), 2), |(i, c)| match c {
+            0 => 1.0,
+            _ => self.item_bias.get(i).copied().unwrap_or(0.0),
+        });
+        widen(
+            &self.user_factors,
+            &self.item_factors,
+            user_extra,
+            item_extra,
+        )
+    }
+
+    /// Whether any bias term is non-zero (a model fitted without biases has none).
+    fn has_biases(&self) -> bool {
+        self.global_bias != 0.0
+            || self.user_bias.iter().any(|&b| b != 0.0)
+            || self.item_bias.iter().any(|&b| b != 0.0)
+    }
+
     /// User and item matrices whose dot products order each user's items exactly as
     /// [`predict`](Self::predict) does: a column of ones is appended to the users and the item
     /// biases to the items. The mean and the user's bias shift all of a user's scores equally,
@@ -135,16 +166,26 @@ impl AlsModel {
             return (self.user_factors.clone(), self.item_factors.clone());
         }
         let ones = Array2::<f32>::ones((self.n_users(), 1));
-        let item_bias = self.item_bias.view().insert_axis(Axis(1));
-        // Shapes agree by construction (same row counts); fall back to the plain factors rather
-        // than panic if a caller edited the public fields inconsistently.
-        match (
-            concatenate(Axis(1), &[self.user_factors.view(), ones.view()]),
-            concatenate(Axis(1), &[self.item_factors.view(), item_bias]),
-        ) {
-            (Ok(users), Ok(items)) => (users, items),
-            _ => (self.user_factors.clone(), self.item_factors.clone()),
-        }
+        let item_bias = self.item_bias.view().insert_axis(Axis(1)).to_owned();
+        widen(&self.user_factors, &self.item_factors, ones, item_bias)
+    }
+}
+
+/// Appends columns to both factor matrices. Row counts agree by construction; should a caller
+/// have edited the public fields inconsistently, the plain factors are returned rather than
+/// panicking.
+fn widen(
+    users: &Array2<f32>,
+    items: &Array2<f32>,
+    user_extra: Array2<f32>,
+    item_extra: Array2<f32>,
+) -> (Array2<f32>, Array2<f32>) {
+    match (
+        concatenate(Axis(1), &[users.view(), user_extra.view()]),
+        concatenate(Axis(1), &[items.view(), item_extra.view()]),
+    ) {
+        (Ok(u), Ok(i)) => (u, i),
+        _ => (users.clone(), items.clone()),
     }
 }
 
@@ -192,10 +233,27 @@ mod tests {
     }
 
     #[test]
+    fn prediction_factors_reproduce_predict() {
+        let m = model();
+        let (u, v) = m.prediction_factors();
+        assert_eq!((u.ncols(), v.ncols()), (4, 4));
+        for user in 0..m.n_users() {
+            for item in 0..m.n_items() {
+                let score = u.row(user).dot(&v.row(item));
+                assert!((score - m.predict(user, item)).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
     fn ranking_factors_without_biases_are_the_factors() {
         let mut m = model();
         m.item_bias.fill(0.0);
         let (u, v) = m.ranking_factors();
+        assert_eq!((u, v), (m.user_factors.clone(), m.item_factors.clone()));
+        m.user_bias.fill(0.0);
+        m.global_bias = 0.0;
+        let (u, v) = m.prediction_factors();
         assert_eq!((u, v), (m.user_factors.clone(), m.item_factors.clone()));
     }
 }
