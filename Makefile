@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := target/release/recflow
 SAMPLE := data/raw/sample_reviews.json.gz
 
-.PHONY: help setup venv venv-peers test-spark build run test lint fmt bench bench-etl bench-als clean
+.PHONY: help setup venv venv-peers test-spark build run ui eda test lint fmt bench bench-etl bench-als clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -27,11 +27,16 @@ $(VENV)/.installed: scripts/requirements-test.txt
 build: setup ## Build the release binary (tests use the same profile)
 	$(CARGO) build --release
 
-run: build ## Run the main job end to end on the generated sample (no network)
+run: build ## Run experiments/quickstart.toml end to end on the generated sample (no network)
 	@[ -f $(SAMPLE) ] || $(BIN) generate --out $(SAMPLE)
-	$(BIN) etl --input $(SAMPLE) --output data/processed
-	$(BIN) train --data data/processed --rank 8,16 --reg 0.05,0.1 --model-dir artifacts/als_model
+	$(BIN) run experiments/quickstart.toml
 	$(BIN) recommend --model artifacts/als_model -k 5 --user "$$(zcat $(SAMPLE) | head -1 | sed -E 's/.*"reviewerID": "([^"]+)".*/\1/')"
+
+ui: venv ## Open the MLflow UI on the file store (http://127.0.0.1:5000)
+	MLFLOW_ALLOW_FILE_STORE=true $(VENV)/bin/mlflow ui --backend-store-uri ./mlruns --host 127.0.0.1 --port 5000
+
+eda: build ## Data report of the processed sample (reports/eda/report.html)
+	$(BIN) eda --input $$(ls -d data/processed/quickstart-* | head -1) --out reports/eda
 
 test: setup venv ## Run every test (unit, integration, Python compatibility)
 	RECFLOW_REQUIRE_PYTHON=1 $(CARGO) test --release

@@ -28,7 +28,10 @@ fn rate<T: ndarray::LinalgScalar + Send + Sync>(n: usize, reps: usize, one: T) -
 
 fn main() {
     recflow::model::als::linalg::blas_single_threaded();
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let n = args.first().copied().unwrap_or(1024);
     let reps = args.get(1).copied().unwrap_or(5);
     let s = rate::<f32>(n, reps, 1.0);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages recflow builds against, only when missing: OpenBLAS (linked by
-# ndarray-linalg's `openblas-system`), pkg-config and OpenSSL headers (for HTTPS).
+# ndarray-linalg's `openblas-system`), pkg-config and OpenSSL headers (for HTTPS), and the DejaVu
+# font the plots are drawn with.
 set -euo pipefail
 need=()
-for pkg in libopenblas-dev pkg-config libssl-dev; do
+for pkg in libopenblas-dev pkg-config libssl-dev fonts-dejavu-core; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -eq 0 ]; then

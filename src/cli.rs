@@ -118,6 +118,53 @@ pub enum Command {
     ///   recflow recommend --model artifacts/als_model --all --out recs.parquet
     #[command(verbatim_doc_comment)]
     Recommend(RecommendArgs),
+    /// Run an experiment spec end to end: ETL, split, grid, evaluation, selection, MLflow logging.
+    ///
+    /// Logs a parent run with one nested run per grid point to the tracking URI (a file store
+    /// that `mlflow ui` reads, or an MLflow server), and saves the best model.
+    ///
+    /// Example:
+    ///   recflow run experiments/quickstart.toml
+    ///   recflow run experiments/movielens_100k.toml --set data.input=ml-100k.inter --set grid.rank=[32,64]
+    ///   recflow run experiments/quickstart.toml --tracking-uri http://127.0.0.1:5000
+    #[command(verbatim_doc_comment)]
+    Run(RunArgs),
+    /// List MLflow experiments in the tracking store.
+    ///
+    /// Example:
+    ///   recflow experiments list
+    ///   recflow experiments list --tracking-uri http://127.0.0.1:5000 --json
+    #[command(verbatim_doc_comment)]
+    Experiments {
+        #[command(subcommand)]
+        command: ExperimentsCommand,
+    },
+    /// Find, show and compare runs, with MLflow's search grammar.
+    ///
+    /// Example:
+    ///   recflow runs list --experiment quickstart --filter "metrics.rmse < 0.95 and params.rank = '16'"
+    ///   recflow runs compare RUN_ID RUN_ID
+    ///   recflow runs best --experiment quickstart --metric ndcg_at_10 --max
+    #[command(verbatim_doc_comment)]
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// Copy runs from a file store to an MLflow server (params, histories, tags, artifacts, nesting).
+    ///
+    /// A second sync copies nothing new.
+    ///
+    /// Example:
+    ///   recflow sync --from file:./mlruns --to http://127.0.0.1:5000 --experiment quickstart
+    #[command(verbatim_doc_comment)]
+    Sync(SyncArgs),
+    /// Describe processed data: exact statistics, plots (PNG and SVG) and a self-contained HTML report.
+    ///
+    /// Example:
+    ///   recflow eda
+    ///   recflow eda --input data/processed --out reports/eda --json
+    #[command(verbatim_doc_comment)]
+    Eda(EdaArgs),
     /// Print the resolved configuration and where each value came from (secrets masked).
     ///
     /// Example:
@@ -398,4 +445,111 @@ pub struct RecommendArgs {
     /// Include items the user already rated.
     #[arg(long)]
     pub include_seen: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// The experiment spec (TOML).
+    pub spec: PathBuf,
+    /// Override a spec value: `section.key=value` (TOML value), repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Tracking URI [default: the spec's, else MLFLOW_TRACKING_URI, else file:./mlruns].
+    #[arg(long)]
+    pub tracking_uri: Option<String>,
+    /// Register the best model under this name in the server's Model Registry (alias `champion`).
+    #[arg(long, value_name = "NAME")]
+    pub register: Option<String>,
+}
+
+/// Where runs are read from, and how tables are printed.
+#[derive(Debug, Args, Clone)]
+pub struct StoreArgs {
+    /// Tracking URI [default: MLFLOW_TRACKING_URI, else file:./mlruns].
+    #[arg(long)]
+    pub tracking_uri: Option<String>,
+    /// Print CSV instead of a table.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum ExperimentsCommand {
+    /// Active experiments, newest first.
+    List(StoreArgs),
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum RunsCommand {
+    /// Runs of an experiment, filtered and ordered with MLflow's search grammar.
+    List(RunsListArgs),
+    /// One run: params, latest metrics, tags, artifacts, child runs.
+    Show {
+        run_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Runs side by side: differing params marked, best value of each metric starred.
+    Compare {
+        #[arg(required = true, num_args = 2..)]
+        run_ids: Vec<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The run with the best value of a metric.
+    Best {
+        #[arg(long)]
+        experiment: String,
+        #[arg(long)]
+        metric: String,
+        /// Highest wins (default: lowest).
+        #[arg(long)]
+        max: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunsListArgs {
+    /// Experiment name [default: every experiment].
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// MLflow filter: `metrics.rmse < 0.95 and params.rank = '64'`, `tags.x LIKE 'a%'`, ...
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Order: `metrics.rmse ASC`, repeatable [default: newest first].
+    #[arg(long)]
+    pub order_by: Vec<String>,
+    /// At most this many runs.
+    #[arg(long, default_value_t = 100)]
+    pub max: usize,
+    /// Columns: `run_id,name,status,params.rank,metrics.rmse`... [default: a useful set].
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SyncArgs {
+    /// Source file store.
+    #[arg(long, default_value = "file:./mlruns")]
+    pub from: String,
+    /// Destination MLflow server.
+    #[arg(long)]
+    pub to: String,
+    /// Only this experiment.
+    #[arg(long)]
+    pub experiment: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EdaArgs {
+    /// Folder with the ETL outputs.
+    #[arg(long, short, default_value = "data/processed")]
+    pub input: PathBuf,
+    /// Output folder for summary.json, the plots and report.html.
+    #[arg(long, short, default_value = "reports/eda")]
+    pub out: PathBuf,
 }

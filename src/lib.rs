@@ -26,9 +26,12 @@
 pub mod cli;
 pub mod commands;
 pub mod data;
+pub mod eda;
 pub mod eval;
+pub mod experiment;
 pub mod model;
 pub mod progress;
 pub mod settings;
 pub mod spec;
+pub mod tracking;
 pub mod train;

@@ -5,17 +5,19 @@
 //! Takes resolved settings and reports progress through an [`Observer`]; knows nothing about the
 //! command line, files or tracking.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde::Serialize;
 use thiserror::Error;
 
 use crate::data::interactions::Interactions;
-use crate::data::split::{sample, split, SplitError, SplitParams};
+use crate::data::split::{sample, split, SplitError, SplitParams, SplitStrategy};
 use crate::eval::{evaluate, EvalError, EvalReport, EvalSettings, RankingFactors};
 use crate::model::als::{
     self, AlsError, AlsModel, AlsParams, AlsParamsError, IterationReport, ValidAlsParams,
 };
+use crate::model::artifact::{cold_start_ranking, ModelMetadata, SavedModel};
 
 #[derive(Debug, Error)]
 pub enum TrainError {
@@ -478,6 +480,98 @@ fn run_in_pool(
         train: outer.train,
         points: results,
     })
+}
+
+/// Folds biases into the factors so one dot product is the prediction: user `[x_u, b_u + mu, 1]`,
+/// item `[y_i, 1, b_i]`.
+pub fn scoring_factors(m: &AlsModel, biases: bool) -> (ndarray::Array2<f32>, ndarray::Array2<f32>) {
+    if !biases {
+        return (m.user_factors.clone(), m.item_factors.clone());
+    }
+    let (nu, r) = m.user_factors.dim();
+    let ni = m.item_factors.nrows();
+    let mut u = ndarray::Array2::<f32>::zeros((nu, r + 2));
+    let mut v = ndarray::Array2::<f32>::zeros((ni, r + 2));
+    u.slice_mut(ndarray::s![.., ..r]).assign(&m.user_factors);
+    v.slice_mut(ndarray::s![.., ..r]).assign(&m.item_factors);
+    for k in 0..nu {
+        u[[k, r]] = m.user_bias[k] + m.global_bias;
+        u[[k, r + 1]] = 1.0;
+    }
+    for k in 0..ni {
+        v[[k, r]] = 1.0;
+        v[[k, r + 1]] = m.item_bias[k];
+    }
+    (u, v)
+}
+
+/// The saved form of an outcome: scoring factors, id maps, training data, metadata.
+pub fn saved_model(
+    settings: &TrainSettings,
+    outcome: &Outcome,
+    user_ids: &[String],
+    item_ids: &[String],
+    data: serde_json::Value,
+    git_commit: Option<String>,
+    run_id: Option<String>,
+) -> SavedModel {
+    let biases = outcome.params.biases() && !outcome.params.implicit();
+    let (user_factors, item_factors) = scoring_factors(&outcome.model, biases);
+    let mut metrics: BTreeMap<String, f64> = outcome.test.metrics().into_iter().collect();
+    for (k, v) in outcome.test.counts() {
+        metrics.insert(k, v as f64);
+    }
+    let split = serde_json::json!({
+        "strategy": settings.split.strategy.name(),
+        "leave_n": match settings.split.strategy { SplitStrategy::LeaveLastN(n) => Some(n), _ => None },
+        "test_fraction": settings.split.test_fraction,
+        "validation_fraction": settings.validation_fraction,
+        "seed": settings.split.seed,
+        "sample_fraction": settings.sample_fraction,
+        "sample_seed": settings.sample_seed,
+        "test_file": settings.test_file,
+        "selected_on": outcome.selected_on,
+        "k": settings.eval.k,
+        "relevance_threshold": settings.eval.threshold,
+        "sizes": outcome.sizes,
+    });
+    let metadata = ModelMetadata {
+        format_version: ModelMetadata::format_version(),
+        model: "als".into(),
+        implicit: outcome.params.implicit(),
+        rank: outcome.params.rank(),
+        scoring_rank: user_factors.ncols(),
+        biases,
+        params: serde_json::to_value(&outcome.params).unwrap_or_default(),
+        metrics,
+        data,
+        split,
+        seed: outcome.params.seed(),
+        timings: BTreeMap::from([
+            ("fit_seconds".to_string(), outcome.fit_seconds),
+            ("eval_seconds".to_string(), outcome.eval_seconds),
+        ]),
+        n_users: user_ids.len(),
+        n_items: item_ids.len(),
+        n_train: outcome.train.len(),
+        recflow_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_commit,
+        created_at: chrono::Utc::now().to_rfc3339(),
+        run_id,
+    };
+    let train = Interactions {
+        timestamp: None,
+        ..outcome.train.clone()
+    };
+    SavedModel {
+        user_factors,
+        item_factors,
+        user_ids: user_ids.to_vec(),
+        item_ids: item_ids.to_vec(),
+        popular: cold_start_ranking(&train),
+        train,
+        metadata,
+    }
 }
 
 #[cfg(test)]

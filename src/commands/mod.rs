@@ -10,10 +10,13 @@ use crate::settings::EnvConfig;
 
 mod config;
 mod download;
+mod eda;
 mod etl;
 mod eval;
 mod generate;
 mod recommend;
+mod run;
+mod runs;
 mod train;
 
 /// An error with a `hint:` line for the user. Displays as the wrapped error, so the printed chain
@@ -98,10 +101,13 @@ pub fn run(cli: Cli, env: EnvConfig) -> anyhow::Result<ExitCode> {
         Command::Train(args) => train::run_train(&ctx, &args),
         Command::Eval(args) => eval::run(&ctx, &args),
         Command::Recommend(args) => recommend::run(&ctx, &args),
+        Command::Run(args) => run::run(&ctx, &args),
+        Command::Eda(args) => eda::run(&ctx, &args),
+        Command::Experiments { command } => runs::run_experiments(&ctx, &command),
+        Command::Runs { command } => runs::run_runs(&ctx, &command),
+        Command::Sync(args) => runs::run_sync(&ctx, &args),
         Command::Generate(args) => generate::run(&ctx, &args),
-        Command::Download(_) => Err(anyhow::Error::new(InternalError(
-            "this command is not available in this build".into(),
-        ))),
+        Command::Download(args) => download::run(&ctx, &args),
     }?;
     Ok(ExitCode::SUCCESS)
 }
@@ -133,6 +139,11 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
             }
         }
         if let Some(e) = cause.downcast_ref::<crate::model::artifact::ArtifactError>() {
+            if let Some(h) = e.hint() {
+                return Some(h);
+            }
+        }
+        if let Some(e) = cause.downcast_ref::<crate::eda::EdaError>() {
             if let Some(h) = e.hint() {
                 return Some(h);
             }

@@ -15,8 +15,7 @@ use crate::data::read::{read_ratings, ReadOptions};
 use crate::data::split::{SplitParams, SplitStrategy};
 use crate::data::store::{self, Dataset};
 use crate::eval::EvalSettings;
-use crate::model::als::{AlsModel, AlsParams, IterationReport, RegScaling, Solver};
-use crate::model::artifact::{cold_start_ranking, ModelMetadata, SavedModel};
+use crate::model::als::{AlsParams, IterationReport, RegScaling, Solver};
 use crate::progress::Bar;
 use crate::train::{
     self, Grid, GridPoint, Observer, Outcome, PointResult, Selection, SplitSizes, TrainSettings,
@@ -193,36 +192,8 @@ impl Observer for Progress {
     }
 }
 
-/// Folds biases into the factors so that one dot product is the prediction.
-pub fn scoring_factors(m: &AlsModel, biases: bool) -> (ndarray::Array2<f32>, ndarray::Array2<f32>) {
-    if !biases {
-        return (m.user_factors.clone(), m.item_factors.clone());
-    }
-    let (nu, r) = m.user_factors.dim();
-    let ni = m.item_factors.nrows();
-    let mut u = ndarray::Array2::<f32>::zeros((nu, r + 2));
-    let mut v = ndarray::Array2::<f32>::zeros((ni, r + 2));
-    u.slice_mut(ndarray::s![.., ..r]).assign(&m.user_factors);
-    v.slice_mut(ndarray::s![.., ..r]).assign(&m.item_factors);
-    for k in 0..nu {
-        u[[k, r]] = m.user_bias[k] + m.global_bias;
-        u[[k, r + 1]] = 1.0;
-    }
-    for k in 0..ni {
-        v[[k, r]] = 1.0;
-        v[[k, r + 1]] = m.item_bias[k];
-    }
-    (u, v)
-}
-
 fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    crate::experiment::git_info().map(|g| g.commit)
 }
 
 /// The data's fingerprint: the ETL summary's input hash and settings, when present.
@@ -241,72 +212,25 @@ pub fn data_fingerprint(data_dir: &Path, ds: &Dataset) -> serde_json::Value {
     })
 }
 
-/// Builds and saves the model folder for an outcome; returns the saved model's metadata.
+/// Builds and saves the model folder for an outcome.
 pub fn save_outcome(
     settings: &TrainSettings,
     outcome: &Outcome,
     ds: &Dataset,
     data_dir: &Path,
     model_dir: &Path,
-) -> anyhow::Result<ModelMetadata> {
-    let biases = outcome.params.biases() && !outcome.params.implicit();
-    let (user_factors, item_factors) = scoring_factors(&outcome.model, biases);
-    let mut metrics: BTreeMap<String, f64> = outcome.test.metrics().into_iter().collect();
-    for (k, v) in outcome.test.counts() {
-        metrics.insert(k, v as f64);
-    }
-    let metadata = ModelMetadata {
-        format_version: ModelMetadata::format_version(),
-        model: "als".into(),
-        implicit: outcome.params.implicit(),
-        rank: outcome.params.rank(),
-        scoring_rank: user_factors.ncols(),
-        biases,
-        params: serde_json::to_value(&outcome.params)?,
-        metrics,
-        data: data_fingerprint(data_dir, ds),
-        split: serde_json::json!({
-            "strategy": settings.split.strategy.name(),
-            "leave_n": match settings.split.strategy { SplitStrategy::LeaveLastN(n) => Some(n), _ => None },
-            "test_fraction": settings.split.test_fraction,
-            "validation_fraction": settings.validation_fraction,
-            "seed": settings.split.seed,
-            "sample_fraction": settings.sample_fraction,
-            "sample_seed": settings.sample_seed,
-            "test_file": settings.test_file,
-            "selected_on": outcome.selected_on,
-            "k": settings.eval.k,
-            "relevance_threshold": settings.eval.threshold,
-            "sizes": outcome.sizes,
-        }),
-        seed: outcome.params.seed(),
-        timings: BTreeMap::from([
-            ("fit_seconds".to_string(), outcome.fit_seconds),
-            ("eval_seconds".to_string(), outcome.eval_seconds),
-        ]),
-        n_users: ds.user_ids.len(),
-        n_items: ds.item_ids.len(),
-        n_train: outcome.train.len(),
-        recflow_version: env!("CARGO_PKG_VERSION").to_string(),
-        git_commit: git_commit(),
-        created_at: chrono::Utc::now().to_rfc3339(),
-        run_id: None,
-    };
-    let train = crate::data::interactions::Interactions {
-        timestamp: None,
-        ..outcome.train.clone()
-    };
-    let saved = SavedModel {
-        user_factors,
-        item_factors,
-        user_ids: ds.user_ids.clone(),
-        item_ids: ds.item_ids.clone(),
-        popular: cold_start_ranking(&train),
-        train,
-        metadata: metadata.clone(),
-    };
+) -> anyhow::Result<()> {
+    let saved = train::saved_model(
+        settings,
+        outcome,
+        &ds.user_ids,
+        &ds.item_ids,
+        data_fingerprint(data_dir, ds),
+        git_commit(),
+        None,
+    );
     saved.save(model_dir)?;
-    Ok(metadata)
+    Ok(())
 }
 
 /// Prints the grid table (best marked) and the test report beside the popularity baseline.

@@ -16,7 +16,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use flate2::{Compress, Compression, Crc, FlushCompress};
+use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore, SeedableRng};
@@ -50,7 +50,7 @@ const LAST_DAY: i64 = 16_274;
 const GROWTH: f64 = 4.0;
 
 /// Reviews per text chunk: the unit of parallel work and of the random streams.
-const CHUNK_RECORDS: usize = 8_192;
+const CHUNK_RECORDS: usize = 2_048;
 /// Deflate level. Measured at the Electronics size (1.17 GB of JSON, 2 cores): level 1 gives
 /// 512 MB, level 2 396 MB for about a fifth more time, level 3 366 MB for a third more again,
 /// level 6 352 MB in three times the time.
@@ -694,7 +694,7 @@ struct Written {
 /// Chunks in flight at once: enough to keep every thread busy, few enough to bound memory
 /// (a chunk is a few MB).
 fn window() -> usize {
-    2 * rayon::current_num_threads().max(1)
+    8 * rayon::current_num_threads().max(1)
 }
 
 fn write_gzip(plan: &Plan, seed: u64, out: &mut impl Write, bar: &Bar) -> io::Result<Written> {
@@ -742,32 +742,66 @@ fn write_gzip(plan: &Plan, seed: u64, out: &mut impl Write, bar: &Bar) -> io::Re
     })
 }
 
+/// Free room kept at the end of a deflate output buffer, so every call can make progress.
+const DEFLATE_SPARE: usize = 64 << 10;
+
+fn make_room(out: &mut Vec<u8>) {
+    if out.capacity() - out.len() < DEFLATE_SPARE {
+        out.reserve(out.capacity().max(DEFLATE_SPARE));
+    }
+}
+
 /// Raw deflate of `input` ending on a byte boundary without a final block (a sync flush), so
-/// such pieces concatenate into one stream.
+/// such pieces concatenate into one stream. Done as flate2's own writer does: the input goes in
+/// without flushing, then one sync flush, then the compressor is drained until it gives nothing
+/// more (the Rust backend does not say when a flush is complete, and stopping at the first call
+/// that leaves room in the buffer loses the tail).
 fn deflate_sync(input: &[u8]) -> io::Result<Vec<u8>> {
     let mut c = Compress::new(Compression::new(LEVEL), false);
-    let mut out = Vec::with_capacity(input.len() / 3 + 1024);
-    loop {
-        if out.capacity() - out.len() < 1024 {
-            out.reserve(out.capacity());
-        }
+    let mut out = Vec::with_capacity(input.len() / 3 + DEFLATE_SPARE);
+    while (c.total_in() as usize) < input.len() {
+        make_room(&mut out);
         let done = c.total_in() as usize;
-        c.compress_vec(&input[done..], &mut out, FlushCompress::Sync)
+        c.compress_vec(&input[done..], &mut out, FlushCompress::None)
             .map_err(io::Error::other)?;
-        // The flush is complete once all input is in and the output did not fill up.
-        if c.total_in() as usize == input.len() && out.capacity() - out.len() >= 1024 {
-            return Ok(out);
+    }
+    make_room(&mut out);
+    c.compress_vec(&[], &mut out, FlushCompress::Sync)
+        .map_err(io::Error::other)?;
+    loop {
+        make_room(&mut out);
+        let before = c.total_out();
+        c.compress_vec(&[], &mut out, FlushCompress::None)
+            .map_err(io::Error::other)?;
+        if c.total_out() == before {
+            break;
         }
     }
+    // A sync flush ends with an empty stored block: LEN 0, NLEN 0xffff.
+    if !out.ends_with(&[0, 0, 0xff, 0xff]) {
+        return Err(io::Error::other(
+            "internal error: the deflate stream did not end on a sync flush",
+        ));
+    }
+    Ok(out)
 }
 
 /// The final (empty) deflate block.
 fn deflate_finish() -> io::Result<Vec<u8>> {
     let mut c = Compress::new(Compression::new(LEVEL), false);
-    let mut out = Vec::with_capacity(64);
-    c.compress_vec(&[], &mut out, FlushCompress::Finish)
-        .map_err(io::Error::other)?;
-    Ok(out)
+    let mut out = Vec::new();
+    for _ in 0..16 {
+        make_room(&mut out);
+        let status = c
+            .compress_vec(&[], &mut out, FlushCompress::Finish)
+            .map_err(io::Error::other)?;
+        if status == Status::StreamEnd {
+            return Ok(out);
+        }
+    }
+    Err(io::Error::other(
+        "internal error: the deflate stream did not finish",
+    ))
 }
 
 /// The JSON lines of reviews `range`, with their text drawn from the chunk's own stream.
@@ -1257,7 +1291,8 @@ mod tests {
 
     #[test]
     fn every_user_and_item_has_five_distinct_ratings_in_the_file() {
-        let p = params(400, 150, 3_000, 11);
+        // Several text chunks, so the joins between deflate pieces are read too.
+        let p = params(2_000, 600, 6 * CHUNK_RECORDS, 11);
         let rows = lines(&generate_bytes(&p, 2));
         let mut users: HashMap<String, usize> = HashMap::new();
         let mut items: HashMap<String, usize> = HashMap::new();
@@ -1274,7 +1309,10 @@ mod tests {
                 "duplicate pair"
             );
         }
-        assert_eq!((users.len(), items.len(), rows.len()), (400, 150, 3_000));
+        assert_eq!(
+            (users.len(), items.len(), rows.len()),
+            (p.users, p.items, p.ratings)
+        );
         assert!(users
             .values()
             .chain(items.values())
@@ -1495,6 +1533,59 @@ mod tests {
                 "{w:?}"
             );
         }
+    }
+
+    /// Raw inflate of concatenated deflate pieces.
+    fn inflate(z: &[u8], expected_len: usize) -> Vec<u8> {
+        let mut d = flate2::Decompress::new(false);
+        let mut back = Vec::with_capacity(expected_len + 1024);
+        let status = d
+            .decompress_vec(z, &mut back, flate2::FlushDecompress::Finish)
+            .unwrap();
+        assert_eq!(status, Status::StreamEnd);
+        assert_eq!(d.total_in() as usize, z.len());
+        back
+    }
+
+    #[test]
+    fn deflate_pieces_join_into_one_stream() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut pieces = Vec::new();
+        for len in [0usize, 1, 1000, 70_000, 300_000, 1 << 20] {
+            // Half text, half noise: both the matcher and stored blocks are exercised.
+            let text: Vec<u8> = (0..len)
+                .map(|k| {
+                    if k % 2000 < 1000 {
+                        b"review text "[k % 12]
+                    } else {
+                        rng.gen()
+                    }
+                })
+                .collect();
+            pieces.push(text);
+        }
+        let mut z = Vec::new();
+        for p in &pieces {
+            z.extend(deflate_sync(p).unwrap());
+        }
+        z.extend(deflate_finish().unwrap());
+        let all = pieces.concat();
+        assert!(inflate(&z, all.len()) == all);
+    }
+
+    #[test]
+    fn deflate_flush_keeps_the_tail_of_a_full_size_chunk() {
+        // These 8192 reviews of the Electronics size with seed 42 once lost their last bytes when
+        // the flush loop stopped at the first call that left room in the buffer.
+        let p = params(192_403, 63_001, 1_689_188, 42);
+        let plan = Plan::draw(&p);
+        let text = render_chunk(&plan, p.seed, 12, 12 * 8_192..13 * 8_192);
+        let mut z = deflate_sync(&text).unwrap();
+        z.extend(deflate_finish().unwrap());
+        assert!(
+            inflate(&z, text.len()) == text,
+            "the chunk does not round-trip"
+        );
     }
 
     #[test]

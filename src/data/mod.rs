@@ -1,6 +1,7 @@
 //! Data: reading inputs, cleaning, k-core, dense ids, Parquet outputs, splits, the generator and
 //! the downloader. Knows nothing about models, tracking or the command line.
 
+pub mod download;
 pub mod etl;
 pub mod format;
 pub mod generate;

@@ -1,5 +1,6 @@
 //! Dense linear algebra for ALS: the one module that calls BLAS and LAPACK (through ndarray and
-//! ndarray-linalg, backed by OpenBLAS).
+//! ndarray-linalg, backed by OpenBLAS, plus the two OpenBLAS entry points they lack, declared
+//! here: the symmetric rank-k update and the thread-count switch).
 //!
 //! Small dense kernels over row-major buffers: Gram matrices, matrix-vector products, a Cholesky
 //! factor-and-solve, and the dot/axpy helpers the conjugate-gradient loop needs. It knows nothing
@@ -76,7 +77,7 @@ mod ffi {
     const TRANS: c_int = 112;
 
     extern "C" {
-        pub fn openblas_set_num_threads(num_threads: c_int);
+        fn openblas_set_num_threads(num_threads: c_int);
         fn cblas_ssyrk(
             layout: c_int,
             uplo: c_int,
@@ -103,6 +104,12 @@ mod ffi {
             c: *mut f64,
             ldc: c_int,
         );
+    }
+
+    pub fn set_single_threaded() {
+        // SAFETY: takes a plain integer and only sets OpenBLAS's global thread count; the caller
+        // runs it once, before any parallel BLAS use.
+        unsafe { openblas_set_num_threads(1) }
     }
 
     /// Upper triangle (row-major) of `c = beta * c + wᵀw`, `w` row-major `rows × cols`; the
@@ -153,14 +160,9 @@ mod ffi {
 /// Keeps OpenBLAS single-threaded. ALS solves many small systems in parallel with rayon; a BLAS
 /// that also spawns threads for each of them oversubscribes the cores and slows everything down.
 /// Safe to call any number of times; only the first call reaches OpenBLAS.
-#[allow(unsafe_code)]
 pub fn blas_single_threaded() {
     static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: takes a plain integer and only sets OpenBLAS's global thread count; `Once`
-        // keeps it from racing with itself.
-        unsafe { ffi::openblas_set_num_threads(1) }
-    });
+    ONCE.call_once(ffi::set_single_threaded);
 }
 
 /// A dense kernel could not run: the buffers do not match the stated dimensions, or the matrix
@@ -250,10 +252,8 @@ pub(crate) fn cholesky_solve<T: Real>(a: &mut [T], b: &mut [T]) -> Result<(), Li
     }
     // The row-major upper triangle is the column-major lower one: hand LAPACK its native layout
     // and skip the transposes it would otherwise do.
-    let layout = MatrixLayout::F {
-        col: k as i32,
-        lda: k as i32,
-    };
+    let k = i32::try_from(k).map_err(|_| LinalgError::Shape)?;
+    let layout = MatrixLayout::F { col: k, lda: k };
     <T as Lapack>::cholesky(layout, UPLO::Lower, a)
         .map_err(|_| LinalgError::NotPositiveDefinite)?;
     <T as Lapack>::solve_cholesky(layout, UPLO::Lower, a, b)
@@ -283,7 +283,7 @@ pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
 /// `y += a * x`.
 pub(crate) fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
     for (yi, &xi) in y.iter_mut().zip(x) {
-        *yi = *yi + a * xi;
+        *yi += a * xi;
     }
 }
 

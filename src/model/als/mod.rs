@@ -40,7 +40,7 @@ pub enum AlsError {
     NonFinite { iteration: usize, side: Side },
     #[error(
         "the normal equations of {side} `{row}` are not positive definite at iteration \
-         {iteration}; use a positive `reg`"
+         {iteration}; raise `reg` or lower `rank`"
     )]
     NotPositiveDefinite {
         iteration: usize,

@@ -171,7 +171,7 @@ impl AlsParams {
 }
 
 /// Checked hyper-parameters, the only form [`fit`](super::fit) accepts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(try_from = "AlsParams", into = "AlsParams")]
 pub struct ValidAlsParams(AlsParams);
 
@@ -187,12 +187,6 @@ impl From<ValidAlsParams> for AlsParams {
     /// Back to the builder, to change a value and check again.
     fn from(valid: ValidAlsParams) -> Self {
         valid.0
-    }
-}
-
-impl Default for ValidAlsParams {
-    fn default() -> Self {
-        Self(AlsParams::default())
     }
 }
 

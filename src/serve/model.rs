@@ -1,0 +1,210 @@
+//! A saved model prepared for answering requests: id lookups, each user's training items, unit
+//! item vectors for cosine similarity, and the cold-start list.
+//!
+//! Built once per load (or reload) and then only read, shared by every request through an `Arc`.
+//! Knows nothing about HTTP, the scoring threads or how the model was found on disk.
+
+use std::collections::HashMap;
+
+use ndarray::{s, Array2, ArrayView2, Axis};
+use serde::Serialize;
+
+use crate::data::interactions::Csr;
+use crate::model::artifact::{ModelMetadata, PopularItem, SavedModel};
+
+/// A model ready to serve.
+#[derive(Debug)]
+pub struct ServingModel {
+    /// Scoring factors: a user row · an item row is the prediction (biases folded in).
+    pub(crate) user_factors: Array2<f32>,
+    pub(crate) item_factors: Array2<f32>,
+    /// The first `rank` item columns (the folded bias columns left out), scaled to unit length;
+    /// a zero row stays zero, so its cosine with anything is 0.
+    pub(crate) item_unit: Array2<f32>,
+    pub(crate) user_ids: Vec<String>,
+    pub(crate) item_ids: Vec<String>,
+    user_index: HashMap<String, u32>,
+    item_index: HashMap<String, u32>,
+    /// What each user already has, sorted by item within a user.
+    pub(crate) seen: Csr,
+    pub(crate) popular: Vec<PopularItem>,
+    pub(crate) metadata: ModelMetadata,
+    /// Where the model came from (a folder, or whatever the loader reports).
+    pub(crate) source: String,
+    /// When this server loaded it (RFC 3339, UTC).
+    pub(crate) loaded_at: String,
+}
+
+/// How a user is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserLookup {
+    /// The model has factors and training items for this user.
+    Known(u32),
+    /// Unknown id, or a user with no training rating (their factors carry no signal).
+    Cold,
+}
+
+impl ServingModel {
+    /// Prepares `model` for serving; `source` is shown by `/v1/model`.
+    pub fn new(model: SavedModel, source: impl Into<String>) -> Self {
+        let seen = model.train.by_user();
+        let rank = if model.metadata.biases {
+            model.metadata.rank.min(model.item_factors.ncols())
+        } else {
+            model.item_factors.ncols()
+        };
+        let item_unit = unit_rows(model.item_factors.slice(s![.., ..rank]));
+        let index = |ids: &[String]| -> HashMap<String, u32> {
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| (id.clone(), i as u32))
+                .collect()
+        };
+        Self {
+            user_index: index(&model.user_ids),
+            item_index: index(&model.item_ids),
+            user_factors: model.user_factors,
+            item_factors: model.item_factors,
+            item_unit,
+            user_ids: model.user_ids,
+            item_ids: model.item_ids,
+            seen,
+            popular: model.popular,
+            metadata: model.metadata,
+            source: source.into(),
+            loaded_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }
+    }
+
+    /// Whether `user_id` gets model scores or the cold-start list.
+    pub fn lookup_user(&self, user_id: &str) -> UserLookup {
+        match self.user_index.get(user_id) {
+            Some(&u)
+                if (u as usize) < self.user_factors.nrows()
+                    && (u as usize) < self.seen.n_rows
+                    && self.seen.row_len(u as usize) > 0 =>
+            {
+                UserLookup::Known(u)
+            }
+            _ => UserLookup::Cold,
+        }
+    }
+
+    /// The dense index of `item_id`, when the model knows it.
+    pub fn lookup_item(&self, item_id: &str) -> Option<u32> {
+        self.item_index
+            .get(item_id)
+            .copied()
+            .filter(|&i| (i as usize) < self.item_unit.nrows())
+    }
+
+    /// The external id of item `i`.
+    pub fn item_id(&self, i: u32) -> &str {
+        self.item_ids
+            .get(i as usize)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// Training items of user `u` (ascending).
+    pub fn seen_items(&self, u: u32) -> &[u32] {
+        if (u as usize) < self.seen.n_rows {
+            self.seen.row(u as usize).0
+        } else {
+            &[]
+        }
+    }
+
+    /// The first `k` cold-start items.
+    pub fn popular(&self, k: usize) -> &[PopularItem] {
+        &self.popular[..k.min(self.popular.len())]
+    }
+
+    pub fn n_users(&self) -> usize {
+        self.user_ids.len()
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.item_ids.len()
+    }
+
+    pub fn metadata(&self) -> &ModelMetadata {
+        &self.metadata
+    }
+
+    /// What `/v1/model` shows.
+    pub fn info(&self) -> ModelInfo<'_> {
+        let m = &self.metadata;
+        ModelInfo {
+            run_id: m.run_id.as_deref(),
+            model: &m.model,
+            implicit: m.implicit,
+            rank: m.rank,
+            biases: m.biases,
+            params: &m.params,
+            metrics: &m.metrics,
+            timings: &m.timings,
+            training_seconds: m.timings.get("fit_seconds").copied(),
+            created_at: &m.created_at,
+            n_users: self.n_users(),
+            n_items: self.n_items(),
+            n_train: m.n_train,
+            recflow_version: &m.recflow_version,
+            git_commit: m.git_commit.as_deref(),
+            source: &self.source,
+            loaded_at: &self.loaded_at,
+        }
+    }
+}
+
+/// The model's description, as JSON.
+#[derive(Debug, Serialize)]
+pub struct ModelInfo<'a> {
+    pub run_id: Option<&'a str>,
+    pub model: &'a str,
+    pub implicit: bool,
+    pub rank: usize,
+    pub biases: bool,
+    pub params: &'a serde_json::Value,
+    pub metrics: &'a std::collections::BTreeMap<String, f64>,
+    pub timings: &'a std::collections::BTreeMap<String, f64>,
+    /// `timings.fit_seconds`, when recorded.
+    pub training_seconds: Option<f64>,
+    pub created_at: &'a str,
+    pub n_users: usize,
+    pub n_items: usize,
+    pub n_train: usize,
+    pub recflow_version: &'a str,
+    pub git_commit: Option<&'a str>,
+    pub source: &'a str,
+    pub loaded_at: &'a str,
+}
+
+/// Rows scaled to unit Euclidean length (zero rows stay zero), computed in f64 for accuracy.
+fn unit_rows(m: ArrayView2<f32>) -> Array2<f32> {
+    let mut out = m.to_owned();
+    for mut row in out.axis_iter_mut(Axis(0)) {
+        let norm = row
+            .iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum::<f64>()
+            .sqrt();
+        if norm > 0.0 && norm.is_finite() {
+            row.mapv_inplace(|x| (f64::from(x) / norm) as f32);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_rows_have_length_one_and_zero_rows_stay_zero() {
+        let m = Array2::from_shape_vec((2, 2), vec![3.0f32, 4.0, 0.0, 0.0]).unwrap();
+        let u = unit_rows(m.view());
+        assert!((u[[0, 0]] - 0.6).abs() < 1e-6 && (u[[0, 1]] - 0.8).abs() < 1e-6);
+        assert_eq!(u.row(1).to_vec(), vec![0.0, 0.0]);
+    }
+}
