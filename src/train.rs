@@ -586,8 +586,8 @@ mod tests {
     fn lowest_rmse_wins_and_ties_to_4_decimals_go_to_precision() {
         let s = Selection::default_for(false, 10);
         let r = vec![
-            m(&[("rmse", 0.91234), ("precision_at_10", 0.01)]),
-            m(&[("rmse", 0.91236), ("precision_at_10", 0.05)]),
+            m(&[("rmse", 0.91231), ("precision_at_10", 0.01)]),
+            m(&[("rmse", 0.91234), ("precision_at_10", 0.05)]),
             m(&[("rmse", 0.95), ("precision_at_10", 0.9)]),
         ];
         assert_eq!(s.best(&r).unwrap(), 1);

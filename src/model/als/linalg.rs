@@ -20,8 +20,8 @@ pub(crate) trait Real:
     fn as_f32(self) -> f32;
     fn as_f64(self) -> f64;
     fn root(self) -> Self;
-    /// Upper triangle (row-major) of `c = beta * c + wᵀw`; lengths already checked.
-    fn syrk_unchecked(w: &[Self], rows: usize, cols: usize, beta: Self, c: &mut [Self]);
+    /// Upper triangle (row-major) of `c = beta * c + wᵀw`; `false` if the lengths do not match.
+    fn syrk(w: &[Self], rows: usize, cols: usize, beta: Self, c: &mut [Self]) -> bool;
 }
 
 impl Real for f32 {
@@ -40,7 +40,7 @@ impl Real for f32 {
     fn root(self) -> Self {
         f32::sqrt(self)
     }
-    fn syrk_unchecked(w: &[Self], rows: usize, cols: usize, beta: Self, c: &mut [Self]) {
+    fn syrk(w: &[Self], rows: usize, cols: usize, beta: Self, c: &mut [Self]) -> bool {
         ffi::ssyrk(w, rows, cols, beta, c)
     }
 }
@@ -61,7 +61,7 @@ impl Real for f64 {
     fn root(self) -> Self {
         f64::sqrt(self)
     }
-    fn syrk_unchecked(w: &[Self], rows: usize, cols: usize, beta: Self, c: &mut [Self]) {
+    fn syrk(w: &[Self], rows: usize, cols: usize, beta: Self, c: &mut [Self]) -> bool {
         ffi::dsyrk(w, rows, cols, beta, c)
     }
 }
@@ -112,12 +112,24 @@ mod ffi {
         unsafe { openblas_set_num_threads(1) }
     }
 
-    /// Upper triangle (row-major) of `c = beta * c + wᵀw`, `w` row-major `rows × cols`; the
-    /// caller has checked `w.len() == rows * cols` and `c.len() == cols * cols`.
-    pub fn ssyrk(w: &[f32], rows: usize, cols: usize, beta: f32, c: &mut [f32]) {
-        let (n, k) = (cols as c_int, rows as c_int);
-        // SAFETY: the slices hold exactly the elements the dimensions describe (checked by the
-        // caller), and OpenBLAS reads `w` and writes `c` only within them.
+    /// OpenBLAS's dimensions for `c = beta * c + wᵀw` with `w` row-major `rows × cols`, or
+    /// `None` when the slices do not hold exactly that many elements or a size overflows.
+    fn syrk_dims(w_len: usize, c_len: usize, rows: usize, cols: usize) -> Option<(c_int, c_int)> {
+        let fits = Some(w_len) == rows.checked_mul(cols) && Some(c_len) == cols.checked_mul(cols);
+        match (fits, c_int::try_from(cols), c_int::try_from(rows)) {
+            (true, Ok(n), Ok(k)) if n > 0 => Some((n, k)),
+            _ => None,
+        }
+    }
+
+    /// Upper triangle (row-major) of `c = beta * c + wᵀw`, `w` row-major `rows × cols`.
+    /// Returns `false`, without calling OpenBLAS, when the slices do not match the dimensions.
+    pub fn ssyrk(w: &[f32], rows: usize, cols: usize, beta: f32, c: &mut [f32]) -> bool {
+        let Some((n, k)) = syrk_dims(w.len(), c.len(), rows, cols) else {
+            return false;
+        };
+        // SAFETY: `syrk_dims` checked that `w` holds `k × n` and `c` holds `n × n` elements, so
+        // OpenBLAS reads and writes only within the two slices.
         unsafe {
             cblas_ssyrk(
                 ROW_MAJOR,
@@ -133,11 +145,14 @@ mod ffi {
                 n,
             )
         }
+        true
     }
 
     /// As [`ssyrk`], in double precision.
-    pub fn dsyrk(w: &[f64], rows: usize, cols: usize, beta: f64, c: &mut [f64]) {
-        let (n, k) = (cols as c_int, rows as c_int);
+    pub fn dsyrk(w: &[f64], rows: usize, cols: usize, beta: f64, c: &mut [f64]) -> bool {
+        let Some((n, k)) = syrk_dims(w.len(), c.len(), rows, cols) else {
+            return false;
+        };
         // SAFETY: as in `ssyrk`.
         unsafe {
             cblas_dsyrk(
@@ -154,6 +169,7 @@ mod ffi {
                 n,
             )
         }
+        true
     }
 }
 
@@ -201,11 +217,11 @@ pub(crate) fn gram_upper_into<T: Real>(
     beta: T,
     out: &mut [T],
 ) -> Result<(), LinalgError> {
-    if w.len() != n * k || out.len() != k * k || i32::try_from(n.max(k)).is_err() {
-        return Err(LinalgError::Shape);
+    if T::syrk(w, n, k, beta, out) {
+        Ok(())
+    } else {
+        Err(LinalgError::Shape)
     }
-    T::syrk_unchecked(w, n, k, beta, out);
-    Ok(())
 }
 
 /// `out = a v` for row-major `a` (`n × k`), in one gemv.

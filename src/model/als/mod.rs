@@ -1,7 +1,7 @@
 //! Alternating least squares matrix factorization, explicit (rating prediction) and implicit
 //! (Hu, Koren and Volinsky 2008), with optional user and item biases.
 //!
-//! [`AlsParams`] checks the hyper-parameters, [`fit`] turns training [`Interactions`] into an
+//! [`AlsParams`] checks the hyper-parameters, [`fit()`] turns training [`Interactions`] into an
 //! [`AlsModel`], reporting each iteration to a callback. Rows are solved in parallel on the
 //! caller's rayon pool (wrap the call in `pool.install` to choose the thread count); results depend
 //! only on the seed, the data and the thread count. The module knows nothing about files, id maps,
@@ -65,7 +65,7 @@ impl std::fmt::Display for Side {
     }
 }
 
-/// What [`fit`] reports after each full iteration.
+/// What [`fit()`] reports after each full iteration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IterationReport {
     /// 1-based.

@@ -170,7 +170,7 @@ impl AlsParams {
     }
 }
 
-/// Checked hyper-parameters, the only form [`fit`](super::fit) accepts.
+/// Checked hyper-parameters, the only form [`fit`](super::fit()) accepts.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(try_from = "AlsParams", into = "AlsParams")]
 pub struct ValidAlsParams(AlsParams);
