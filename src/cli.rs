@@ -387,7 +387,7 @@ pub struct TrainArgs {
     /// Regularizations to try [default: 0.05,0.1,0.2].
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub reg: Vec<f64>,
-    /// Alphas to try (implicit only) [default: 1.0].
+    /// Alphas to try (implicit only) [default: 0.25,0.5,1].
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub alpha: Vec<f64>,
     /// Share of the training split held out for selection (0 selects on the test split).

@@ -486,7 +486,15 @@ pub fn run_train(ctx: &Context, a: &TrainArgs) -> anyhow::Result<()> {
                 a.rank.clone()
             },
             regs: or(&a.reg, &[0.05, 0.1, 0.2]),
-            alphas: or(&a.alpha, &[1.0]),
+            // Measured on MovieLens 100K: alpha at or below 1 ranks best with count-scaled reg.
+            alphas: or(
+                &a.alpha,
+                if a.model.implicit {
+                    &[0.25, 0.5, 1.0]
+                } else {
+                    &[1.0]
+                },
+            ),
         },
         eval: eval_settings(&a.model),
         selection,

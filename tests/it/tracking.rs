@@ -1,0 +1,537 @@
+//! `recflow run` and the run commands against MLflow itself: the file store read by MLflow's
+//! Python client, a real `mlflow server` over REST, concurrency, failures before training.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{python_or_skip, Dir, Run};
+
+const SPEC: &str = r#"
+[experiment]
+name = "it-quick"
+description = "integration test"
+tags = { suite = "it" }
+
+[data]
+input = "r.json.gz"
+min_interactions = 5
+
+[split]
+test_fraction = 0.2
+validation_fraction = 0.1
+seed = 7
+
+[model]
+max_iter = 3
+
+[grid]
+rank = [2, 4]
+reg = [0.1, 0.5]
+
+[eval]
+k = 10
+"#;
+
+fn prepared() -> Dir {
+    let d = Dir::new();
+    d.run(&[
+        "generate",
+        "--out",
+        "r.json.gz",
+        "--users",
+        "300",
+        "--items",
+        "120",
+        "--ratings",
+        "4000",
+        "--seed",
+        "5",
+    ])
+    .ok();
+    d.write("experiments/it.toml", SPEC);
+    d
+}
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name)
+}
+
+fn py_json(py: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(py).args(args).output().expect("python");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[test]
+fn spec_errors_stop_before_any_work() {
+    let d = prepared();
+    d.write(
+        "experiments/bad.toml",
+        SPEC.replace("rank = [2, 4]", "rnak = [2, 4]"),
+    );
+    let run = d.run(&["run", "experiments/bad.toml"]).fails_with(1);
+    assert!(
+        run.stderr
+            .contains("experiments/bad.toml:20: unknown key `rnak` in `[grid]`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: did you mean `rank`?"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !d.join("mlruns").exists() && !d.join("data/processed").exists(),
+        "no work was done"
+    );
+}
+
+#[test]
+fn unusable_tracking_uris_stop_before_training() {
+    let d = prepared();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let uri = format!("http://127.0.0.1:{port}");
+    let run = d
+        .run(&["run", "experiments/it.toml", "--tracking-uri", &uri])
+        .fails_with(1);
+    assert!(run.stderr.contains("unreachable"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--tracking-uri file:./mlruns"),
+        "{}",
+        run.stderr
+    );
+    assert!(!d.join("artifacts").exists(), "nothing was trained");
+    let run = d
+        .run(&[
+            "run",
+            "experiments/it.toml",
+            "--tracking-uri",
+            "sqlite:///mlflow.db",
+        ])
+        .fails_with(1);
+    assert!(
+        run.stderr
+            .contains("mlflow server --backend-store-uri sqlite:///mlflow.db"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
+    let Some(py) = python_or_skip("run_logs_nested_runs_that_mlflow_reads_and_migrates") else {
+        return;
+    };
+    let d = prepared();
+    let out = json(&d.run(&["run", "experiments/it.toml", "--json"]).ok());
+    let parent = out["parent_run_id"].as_str().unwrap().to_string();
+    assert_eq!(out["child_run_ids"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        std::fs::read_to_string(d.join("artifacts/metrics/mlflow_run_id.txt"))
+            .unwrap()
+            .trim(),
+        parent
+    );
+    let seen = py_json(
+        &py,
+        &[
+            script("check_mlflow_filestore.py").to_str().unwrap(),
+            d.join("mlruns").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        seen["migrated_equal"], true,
+        "mlflow migrate-filestore round trip"
+    );
+    let exp = seen["filestore"]["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "it-quick")
+        .unwrap()
+        .clone();
+    let runs = exp["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 5);
+    let p = runs
+        .iter()
+        .find(|r| r["run_id"] == parent.as_str())
+        .unwrap();
+    assert_eq!(p["status"], "FINISHED");
+    for tag in [
+        "mlflow.runName",
+        "mlflow.user",
+        "mlflow.source.name",
+        "mlflow.source.type",
+        "mlflow.note.content",
+        "best_run_id",
+        "recflow.version",
+    ] {
+        assert!(p["tags"].get(tag).is_some(), "parent tag {tag}");
+    }
+    assert_eq!(p["tags"]["suite"], "it");
+    // Metric values exactly as recflow reported them.
+    for (k, v) in out["test"].as_object().unwrap() {
+        assert_eq!(p["metrics"][k].as_f64(), v.as_f64(), "{k}");
+    }
+    let arts: Vec<&str> = p["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
+    for a in [
+        "spec.toml",
+        "etl_summary.json",
+        "model/MLmodel",
+        "model/data/metadata.json",
+        "plots/learning_curves.png",
+        "eda/report.html",
+    ] {
+        assert!(arts.contains(&a), "artifact {a} in {arts:?}");
+    }
+    let children: Vec<&serde_json::Value> = runs
+        .iter()
+        .filter(|r| r["parent_run_id"] == parent.as_str())
+        .collect();
+    assert_eq!(children.len(), 4);
+    for c in children {
+        assert_eq!(c["status"], "FINISHED");
+        assert_eq!(
+            c["metric_history"]["train_loss"].as_array().unwrap().len(),
+            3,
+            "one point per iteration"
+        );
+        assert!(c["params"].get("rank").is_some() && c["params"].get("reg").is_some());
+        assert_eq!(c["datasets"].as_array().unwrap().len(), 1);
+    }
+    // The filter grammar selects what MLflow's search_runs selects.
+    let uri = format!("file://{}", d.join("mlruns").display());
+    for filter in [
+        "metrics.rmse < 1.3",
+        "params.rank = '4'",
+        "params.rank = '4' and metrics.rmse >= 0",
+        "tags.`mlflow.runName` LIKE 'rank=2%'",
+        "tags.`mlflow.runName` ILIKE 'RANK=4%'",
+        "params.reg != '0.1'",
+        "attributes.status = 'FINISHED'",
+        "tags.best_run_id IS NOT NULL",
+    ] {
+        let theirs = py_json(
+            &py,
+            &[
+                script("mlflow_client.py").to_str().unwrap(),
+                "search",
+                &uri,
+                "it-quick",
+                filter,
+            ],
+        );
+        let ours = json(
+            &d.run(&[
+                "runs",
+                "list",
+                "--experiment",
+                "it-quick",
+                "--filter",
+                filter,
+                "--json",
+            ])
+            .ok(),
+        );
+        let mut ids: Vec<String> = ours
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["info"]["run_id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        assert_eq!(serde_json::json!(ids), theirs, "filter {filter}");
+    }
+    // The comparison commands read the same store.
+    let best = json(
+        &d.run(&[
+            "runs",
+            "best",
+            "--experiment",
+            "it-quick",
+            "--metric",
+            "rmse",
+        ])
+        .ok()
+        .also_json(&d),
+    );
+    assert!(best["info"]["run_id"].is_string());
+    let ids: Vec<String> = out["child_run_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let cmp = d.run(&["runs", "compare", &ids[0], &ids[1]]).ok();
+    assert!(
+        cmp.stdout.contains("params.rank") && cmp.stdout.contains("*"),
+        "{}",
+        cmp.stdout
+    );
+    // A second run reuses the processed data.
+    let again = json(&d.run(&["run", "experiments/it.toml", "--json"]).ok());
+    assert_eq!(again["reused_data"], true);
+}
+
+trait AlsoJson {
+    fn also_json(self, d: &Dir) -> Run;
+}
+
+impl AlsoJson for Run {
+    // `runs best` prints a line; ask again with --json for the structured form.
+    fn also_json(self, d: &Dir) -> Run {
+        d.run(&[
+            "runs",
+            "best",
+            "--experiment",
+            "it-quick",
+            "--metric",
+            "rmse",
+            "--json",
+        ])
+        .ok()
+    }
+}
+
+#[test]
+fn two_processes_logging_into_one_store_corrupt_nothing() {
+    let Some(py) = python_or_skip("two_processes_logging_into_one_store_corrupt_nothing") else {
+        return;
+    };
+    let d = prepared();
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_recflow"))
+            .current_dir(d.path())
+            .args(["-q", "run", "experiments/it.toml"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for c in [a, b] {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let seen = py_json(
+        &py,
+        &[
+            script("check_mlflow_filestore.py").to_str().unwrap(),
+            d.join("mlruns").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(seen["migrated_equal"], true);
+    let exps: Vec<&serde_json::Value> = seen["filestore"]["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "it-quick")
+        .collect();
+    assert_eq!(exps.len(), 1, "one experiment for one name");
+    assert_eq!(exps[0]["runs"].as_array().unwrap().len(), 10);
+}
+
+/// A real MLflow server on loopback, stopped when dropped.
+struct Server {
+    child: Child,
+    uri: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mlflow = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/mlflow");
+    let child = Command::new(mlflow)
+        .args(["server", "--backend-store-uri"])
+        .arg(format!("sqlite:///{}/mlflow.db", dir.path().display()))
+        .arg("--artifacts-destination")
+        .arg(dir.path().join("artifacts"))
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--workers",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mlflow server");
+    let uri = format!("http://127.0.0.1:{port}");
+    let server = Server {
+        child,
+        uri,
+        _dir: dir,
+    };
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(90) {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            if buf.contains("200 OK") {
+                return server;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("mlflow server did not start within 90 s");
+}
+
+#[test]
+fn rest_server_gets_the_same_runs_as_the_file_store() {
+    let Some(py) = python_or_skip("rest_server_gets_the_same_runs_as_the_file_store") else {
+        return;
+    };
+    let server = start_server();
+    let d = prepared();
+    let out = json(
+        &d.run(&[
+            "run",
+            "experiments/it.toml",
+            "--tracking-uri",
+            &server.uri,
+            "--json",
+        ])
+        .ok(),
+    );
+    let parent = out["parent_run_id"].as_str().unwrap();
+    let runs = py_json(
+        &py,
+        &[
+            script("mlflow_client.py").to_str().unwrap(),
+            "read",
+            &server.uri,
+            "it-quick",
+        ],
+    );
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 5);
+    let p = runs.iter().find(|r| r["run_id"] == parent).unwrap();
+    assert_eq!(p["status"], "FINISHED");
+    for (k, v) in out["test"].as_object().unwrap() {
+        assert_eq!(p["metrics"][k].as_f64(), v.as_f64(), "{k}");
+    }
+    let arts: Vec<&str> = p["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        arts.contains(&"model/MLmodel") && arts.contains(&"plots/learning_curves.png"),
+        "{arts:?}"
+    );
+    assert_eq!(runs.iter().filter(|r| r["parent"] == parent).count(), 4);
+    for c in runs.iter().filter(|r| r["parent"] == parent) {
+        assert_eq!(c["history"]["train_loss"], 3);
+    }
+    // The same spec into a file store: `runs list` shows the same rows for both backends.
+    d.run(&["run", "experiments/it.toml"]).ok();
+    let cols = "name,status,params.rank,params.reg,metrics.rmse,metrics.precision_at_10";
+    let rows = |extra: &[&str]| {
+        let mut args = vec![
+            "runs",
+            "list",
+            "--experiment",
+            "it-quick",
+            "--columns",
+            cols,
+            "--csv",
+            "--order-by",
+            "metrics.rmse ASC",
+        ];
+        args.extend_from_slice(extra);
+        let mut lines: Vec<String> = d
+            .run(&args)
+            .ok()
+            .stdout
+            .lines()
+            .skip(1)
+            .map(|l| {
+                l.split_once(',')
+                    .map(|x| x.1.to_string())
+                    .unwrap_or_default()
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(rows(&["--tracking-uri", &server.uri]), rows(&[]));
+    // Sync copies the file store's run to the server once.
+    let first = json(
+        &d.run(&[
+            "sync",
+            "--to",
+            &server.uri,
+            "--experiment",
+            "it-quick",
+            "--json",
+        ])
+        .ok(),
+    );
+    assert_eq!(first["copied"].as_array().unwrap().len(), 5);
+    let second = json(
+        &d.run(&[
+            "sync",
+            "--to",
+            &server.uri,
+            "--experiment",
+            "it-quick",
+            "--json",
+        ])
+        .ok(),
+    );
+    assert_eq!(second["copied"].as_array().unwrap().len(), 0);
+    // Registration in the Model Registry, with the alias.
+    d.run(&[
+        "run",
+        "experiments/it.toml",
+        "--tracking-uri",
+        &server.uri,
+        "--register",
+        "it-model",
+    ])
+    .ok();
+}
