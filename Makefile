@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := target/release/recflow
 SAMPLE := data/raw/sample_reviews.json.gz
 
-.PHONY: help setup venv venv-peers test-spark build run ui eda test lint fmt bench bench-etl bench-als clean
+.PHONY: help setup venv venv-peers test-spark build run ui eda notebook test lint fmt bench bench-etl bench-als clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ ui: venv ## Open the MLflow UI on the file store (http://127.0.0.1:5000)
 
 eda: build ## Data report of the processed sample (reports/eda/report.html)
 	$(BIN) eda --input $$(ls -d data/processed/quickstart-* | head -1) --out reports/eda
+
+notebook: venv ## Execute notebooks/01_data_overview.ipynb headless on the processed sample (after make run)
+	$(VENV)/bin/pip install -q -r scripts/requirements-notebook.txt
+	mkdir -p reports
+	RECFLOW_DATA_DIR=$$(ls -d $(CURDIR)/data/processed/quickstart-* | head -1) $(VENV)/bin/jupyter nbconvert \
+	    --to notebook --execute notebooks/01_data_overview.ipynb --output-dir reports --output 01_data_overview.executed
 
 test: setup venv ## Run every test (unit, integration, Python compatibility)
 	RECFLOW_REQUIRE_PYTHON=1 $(CARGO) test --release
