@@ -186,6 +186,7 @@ pub fn run_etl(s: &EtlSettings, progress: &Progress) -> Result<EtlSummary, EtlEr
         },
         progress,
     )?;
+    tracing::debug!("read {} rows in {:.3}s", raw.rows_read, t0.elapsed().as_secs_f64());
     let sha = hasher
         .join()
         .map_err(|_| EtlError::Hash {
@@ -198,6 +199,7 @@ pub fn run_etl(s: &EtlSettings, progress: &Progress) -> Result<EtlSummary, EtlEr
         })?;
 
     let cleaned = clean(raw, s.rating_range);
+    tracing::debug!("cleaned at {:.3}s", t0.elapsed().as_secs_f64());
     let rows_after_cleaning = cleaned.keep.len() as u64;
     if cleaned.keep.is_empty() {
         return Err(EtlError::NothingAfterCleaning {
@@ -220,6 +222,7 @@ pub fn run_etl(s: &EtlSettings, progress: &Progress) -> Result<EtlSummary, EtlEr
         });
     }
     let kcore_removed = (before - keep.len()) as u64;
+    tracing::debug!("k-core ({rounds} rounds) at {:.3}s", t0.elapsed().as_secs_f64());
     let raw = cleaned.raw;
     let out = index(&raw, &keep);
 
@@ -261,7 +264,9 @@ pub fn run_etl(s: &EtlSettings, progress: &Progress) -> Result<EtlSummary, EtlEr
         recflow_version: env!("CARGO_PKG_VERSION").to_string(),
         created_at: chrono::Utc::now().to_rfc3339(),
     };
+    tracing::debug!("indexed at {:.3}s", t0.elapsed().as_secs_f64());
     write_outputs(&staging, &out, &raw)?;
+    tracing::debug!("written at {:.3}s", t0.elapsed().as_secs_f64());
     let mut summary = summary;
     summary.seconds = (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     staging.write_json(SUMMARY, &summary)?;
@@ -335,8 +340,11 @@ fn clean(mut raw: RawRatings, range: RatingRange) -> Cleaned {
         keep.push(k);
     }
     // Sort by (user, item, timestamp, position): the last of each (user, item) run is the newest.
-    let mut order = keep;
-    order.par_sort_unstable_by_key(|&k| (raw.user[k], raw.item[k], raw.timestamp[k], k));
+    // Keys are materialized first so the sort touches contiguous memory only.
+    let mut keyed: Vec<(u32, u32, i64, u32)> =
+        keep.iter().map(|&k| (raw.user[k], raw.item[k], raw.timestamp[k], k as u32)).collect();
+    keyed.par_sort_unstable();
+    let order: Vec<usize> = keyed.into_iter().map(|t| t.3 as usize).collect();
     let mut survivors = Vec::with_capacity(order.len());
     for w in 0..order.len() {
         let k = order[w];

@@ -176,9 +176,11 @@ pub struct RawRatings {
 }
 
 /// Interns string ids to dense codes in first-seen order.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
 #[derive(Default)]
 struct Interner {
-    map: HashMap<String, u32>,
+    map: FastMap<String, u32>,
     names: Vec<String>,
 }
 
@@ -449,13 +451,14 @@ impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
 
 /// What one block of lines decodes to, with block-local codes.
 #[derive(Default)]
-struct BlockOut {
+struct BlockOut<'a> {
     user: Vec<u32>,
     item: Vec<u32>,
     rating: Vec<f32>,
     ts: Vec<i64>,
-    user_names: Vec<String>,
-    item_names: Vec<String>,
+    /// Distinct ids in first-seen order, borrowed from the block where no unescaping was needed.
+    user_names: Vec<Cow<'a, str>>,
+    item_names: Vec<Cow<'a, str>>,
     drops: DropCounts,
     rows: u64,
     saw_rating: bool,
@@ -464,23 +467,23 @@ struct BlockOut {
 }
 
 fn local_code<'de>(
-    map: &mut HashMap<Cow<'de, str>, u32>,
-    names: &mut Vec<String>,
+    map: &mut FastMap<Cow<'de, str>, u32>,
+    names: &mut Vec<Cow<'de, str>>,
     s: Cow<'de, str>,
 ) -> u32 {
     if let Some(&c) = map.get(s.as_ref()) {
         return c;
     }
     let c = names.len() as u32;
-    names.push(s.to_string());
+    names.push(s.clone());
     map.insert(s, c);
     c
 }
 
-fn decode_block(block: &[u8], first_line: u64, names: &JsonNames) -> BlockOut {
+fn decode_block<'a>(block: &'a [u8], first_line: u64, names: &JsonNames) -> BlockOut<'a> {
     let mut out = BlockOut::default();
-    let mut umap: HashMap<Cow<str>, u32> = HashMap::new();
-    let mut imap: HashMap<Cow<str>, u32> = HashMap::new();
+    let mut umap: FastMap<Cow<str>, u32> = FastMap::default();
+    let mut imap: FastMap<Cow<str>, u32> = FastMap::default();
     let mut line_no = first_line;
     for line in block.split(|&b| b == b'\n') {
         let this_line = line_no;
@@ -659,7 +662,9 @@ fn read_json_lines(
     let batch_len = rayon::current_num_threads().max(1) * 2;
     let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(batch_len);
     let mut done = false;
+    let (mut waiting, mut decoding, mut merging) = (0f64, 0f64, 0f64);
     while !done {
+        let tw = std::time::Instant::now();
         batch.clear();
         while batch.len() < batch_len {
             match rx.recv() {
@@ -686,10 +691,14 @@ fn read_json_lines(
                 }
             }
         }
+        waiting += tw.elapsed().as_secs_f64();
+        let td = std::time::Instant::now();
         let outs: Vec<BlockOut> = batch
             .par_iter()
             .map(|(first, bytes)| decode_block(bytes, *first, &names))
             .collect();
+        decoding += td.elapsed().as_secs_f64();
+        let tm = std::time::Instant::now();
         for out in outs {
             if opts.strict {
                 if let Some((line, message)) = out.first_malformed {
@@ -714,7 +723,9 @@ fn read_json_lines(
             saw_rating |= out.saw_rating;
             saw_ts |= out.saw_ts;
         }
+        merging += tm.elapsed().as_secs_f64();
     }
+    tracing::debug!("json: waiting for input {waiting:.3}s, decoding {decoding:.3}s, merging {merging:.3}s");
     drop(rx);
     let _ = producer.join();
     bar.finish();
@@ -1078,7 +1089,7 @@ not json
         assert_eq!(out.drops.bad_rating, 1);
         assert_eq!(out.rating, vec![5.0, 4.0, 2.0]);
         assert_eq!(out.ts[0], 1393545600);
-        assert_eq!(out.item_names, vec!["B1".to_string(), "Bé".to_string()]);
+        assert_eq!(out.item_names, vec!["B1", "Bé"]);
         assert_eq!(out.first_malformed.as_ref().map(|m| m.0), Some(3));
     }
 
@@ -1089,8 +1100,8 @@ not json
             1,
             &names(),
         );
-        assert_eq!(out.user_names, vec!["196".to_string()]);
-        assert_eq!(out.item_names, vec!["242".to_string()]);
+        assert_eq!(out.user_names, vec!["196"]);
+        assert_eq!(out.item_names, vec!["242"]);
     }
 
     #[test]

@@ -122,9 +122,9 @@ impl ServeError {
     /// A line telling the user what to do, when there is one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Self::Bind { .. } => Some(
-                "another process may be using the port; choose another with `--port`".into(),
-            ),
+            Self::Bind { .. } => {
+                Some("another process may be using the port; choose another with `--port`".into())
+            }
             Self::Host { .. } => Some("use an IP address such as `127.0.0.1` or `0.0.0.0`".into()),
             Self::MissingModel(_) | Self::Load { .. } => Some(
                 "train one with `recflow train-als` (it writes artifacts/als_model), or pass \

@@ -427,9 +427,10 @@ pub async fn admin_reload(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid reload request: {e}")))?
     };
-    let model = state.reload(req).await.map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, chain(&e))
-    })?;
+    let model = state
+        .reload(req)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, chain(&e)))?;
     Ok(Json(json!({"status": "reloaded", "model": model.info()})))
 }
 

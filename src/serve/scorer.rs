@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use ndarray::linalg::{general_mat_mul, general_mat_vec_mul};
-use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{s, ArrayView2, ArrayViewMut2};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
@@ -200,8 +200,9 @@ fn worker(shared: &Shared) {
             batch = rest;
             // A bug in scoring must cost its queries (their senders drop: the handler answers
             // 500), never the thread.
-            let answers =
-                catch_unwind(AssertUnwindSafe(|| score_group(&model, &group, &mut scratch)));
+            let answers = catch_unwind(AssertUnwindSafe(|| {
+                score_group(&model, &group, &mut scratch)
+            }));
             if let Ok(answers) = answers {
                 for (q, a) in group.into_iter().zip(answers) {
                     let _ = q.reply.send(a);
@@ -248,13 +249,7 @@ fn score_group(model: &ServingModel, group: &[Query], scratch: &mut Vec<f32>) ->
         return vec![Vec::new(); group.len()];
     }
     let queries = vectors.select(ndarray::Axis(0), &rows);
-    top_k_batch(
-        queries.view(),
-        candidates.view(),
-        &excludes,
-        &ks,
-        scratch,
-    )
+    top_k_batch(queries.view(), candidates.view(), &excludes, &ks, scratch)
 }
 
 /// For each row `q` of `queries`, the `ks[q]` best rows of `candidates` by dot product, leaving
@@ -283,7 +278,7 @@ pub fn top_k_batch(
         mask(&mut scratch[..n], exclude(0), 0, n);
         heaps[0].scan(&scratch[..n], 0);
     } else {
-        let tile = (TILE_BYTES / (4 * b)).clamp(64, n);
+        let tile = (TILE_BYTES / (4 * b)).max(64).min(n);
         scratch.resize(b * tile, 0.0);
         let mut start = 0;
         while start < n {
@@ -313,18 +308,9 @@ pub fn top_k_batch(
 /// Sets the scores of excluded items in `start..end` to `-inf` (`row[0]` is item `start`).
 fn mask(row: &mut [f32], excluded: &[u32], start: usize, end: usize) {
     let from = excluded.partition_point(|&i| (i as usize) < start);
-    for &i in excluded[from..]
-        .iter()
-        .take_while(|&&i| (i as usize) < end)
-    {
+    for &i in excluded[from..].iter().take_while(|&&i| (i as usize) < end) {
         row[i as usize - start] = f32::NEG_INFINITY;
     }
-}
-
-/// Scores of one query vector against every candidate, for tests and checks.
-#[cfg(test)]
-fn dot_all(q: ArrayView1<f32>, c: ArrayView2<f32>) -> Array1<f32> {
-    c.dot(&q)
 }
 
 /// A heap entry ordered so that the heap's top is the worst kept item: lowest score, then
@@ -415,11 +401,12 @@ impl TopK {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::{Array2, ArrayView1};
     use proptest::prelude::*;
 
     /// Sorts every candidate: the definition the scorer must match.
     fn brute_force(q: ArrayView1<f32>, c: ArrayView2<f32>, ex: &[u32], k: usize) -> Ranked {
-        let s = dot_all(q, c);
+        let s = c.dot(&q);
         let mut all: Ranked = (0..c.nrows() as u32)
             .filter(|i| !ex.contains(i))
             .map(|i| (i, s[i as usize]))

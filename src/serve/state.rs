@@ -92,7 +92,10 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("model_loaded", &self.model().is_some())
             .field("scorer", &self.inner.scorer)
-            .field("admin_token", &self.inner.admin_token.as_ref().map(|_| "***"))
+            .field(
+                "admin_token",
+                &self.inner.admin_token.as_ref().map(|_| "***"),
+            )
             .finish()
     }
 }
