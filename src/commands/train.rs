@@ -2,7 +2,7 @@
 //! save the chosen model, print the grid and the test report.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cli::{
     DataArgs, EtlArgs, ModelArgs, RegScalingKind, SolverKind, SplitArgs, SplitKind, TrainAlsArgs,
@@ -415,7 +415,7 @@ fn run_pipeline(
     data: &DataArgs,
     split: &SplitArgs,
     settings: TrainSettings,
-    model_dir: &PathBuf,
+    model_dir: &Path,
     max_iter: usize,
 ) -> anyhow::Result<()> {
     let mut ds = load_processed(ctx, data)?;

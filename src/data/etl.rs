@@ -186,7 +186,11 @@ pub fn run_etl(s: &EtlSettings, progress: &Progress) -> Result<EtlSummary, EtlEr
         },
         progress,
     )?;
-    tracing::debug!("read {} rows in {:.3}s", raw.rows_read, t0.elapsed().as_secs_f64());
+    tracing::debug!(
+        "read {} rows in {:.3}s",
+        raw.rows_read,
+        t0.elapsed().as_secs_f64()
+    );
     let sha = hasher
         .join()
         .map_err(|_| EtlError::Hash {
@@ -222,7 +226,10 @@ pub fn run_etl(s: &EtlSettings, progress: &Progress) -> Result<EtlSummary, EtlEr
         });
     }
     let kcore_removed = (before - keep.len()) as u64;
-    tracing::debug!("k-core ({rounds} rounds) at {:.3}s", t0.elapsed().as_secs_f64());
+    tracing::debug!(
+        "k-core ({rounds} rounds) at {:.3}s",
+        t0.elapsed().as_secs_f64()
+    );
     let raw = cleaned.raw;
     let out = index(&raw, &keep);
 
@@ -341,8 +348,10 @@ fn clean(mut raw: RawRatings, range: RatingRange) -> Cleaned {
     }
     // Sort by (user, item, timestamp, position): the last of each (user, item) run is the newest.
     // Keys are materialized first so the sort touches contiguous memory only.
-    let mut keyed: Vec<(u32, u32, i64, u32)> =
-        keep.iter().map(|&k| (raw.user[k], raw.item[k], raw.timestamp[k], k as u32)).collect();
+    let mut keyed: Vec<(u32, u32, i64, u32)> = keep
+        .iter()
+        .map(|&k| (raw.user[k], raw.item[k], raw.timestamp[k], k as u32))
+        .collect();
     keyed.par_sort_unstable();
     let order: Vec<usize> = keyed.into_iter().map(|t| t.3 as usize).collect();
     let mut survivors = Vec::with_capacity(order.len());

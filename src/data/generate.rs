@@ -4,11 +4,13 @@
 //! order (`reviewerID`, `asin`, `reviewerName`, `helpful`, `reviewText`, `overall`, `summary`,
 //! `unixReviewTime`, `reviewTime`). User and item degrees are long-tailed with at least
 //! [`MIN_DEGREE`] distinct ratings each; stars come from a planted low-rank model with biases and
-//! noise, cut at quantiles so the star shares match Amazon's. The same seed gives the same bytes
-//! whatever the thread count: the graph and ratings are drawn on one thread, the text is drawn in
-//! fixed chunks with one random stream per chunk, and each chunk is deflated on its own and joined
-//! into one gzip member (as pigz does). This module knows nothing about the reader, the ETL or
-//! the command line.
+//! noise, cut at quantiles so the star shares match Amazon's. Which items a user reviews follows
+//! the same planted taste (items fall into genres; users favour the genres they like, and popular
+//! items within them), so implicit models have more than popularity to learn. The same seed gives
+//! the same bytes whatever the thread count: the graph and ratings are drawn on one thread, the
+//! text is drawn in fixed chunks with one random stream per chunk, and each chunk is deflated on
+//! its own and joined into one gzip member (as pigz does). This module knows nothing about the
+//! reader, the ETL or the command line.
 
 use std::collections::HashSet;
 use std::fs;
@@ -31,13 +33,33 @@ pub const MIN_DEGREE: usize = 5;
 
 /// Rank of the planted preference model.
 const RANK: usize = 10;
+/// Items fall into this many genres (contiguous index ranges of log-normal sizes). An item's
+/// factor is mostly its genre's centre, so the items of a genre are alike and a user's few
+/// ratings say something about the rest of the genre.
+const GENRES: usize = 8;
+/// Share of an item factor's variance that comes from its genre's centre.
+const GENRE_SHARE: f64 = 0.9;
+/// Which items a user reviews follows taste, as in real data. A pick is a taste pick with
+/// probability TASTE_SHARE, else a popularity pick. A taste pick takes genre `g` with weight
+/// (remaining degree of `g`) x exp(GENRE_PULL <p_u, c_g>), then the best of ITEM_CANDIDATES items
+/// of `g` drawn by remaining degree, scored by ITEM_PULL <p_u, q_i> plus Gumbel noise (which
+/// samples in proportion to exp(ITEM_PULL <p_u, q_i>) among them). A popularity pick weighs
+/// genres by remaining degree alone and takes one item. Both dot products have standard
+/// deviation 1 over random pairs. Popularity picks land in genres of any taste, so a user's
+/// stars vary in a way a factor model can learn and biases cannot. Tuned on `make run`'s sample
+/// (5000 x 2000, 60000 ratings): rank-16 ALS reaches about 0.96 RMSE against 1.06 for biases
+/// alone and 1.21 for the mean, and implicit ALS about 2.4x the NDCG@10 of popularity.
+const TASTE_SHARE: f64 = 0.6;
+const GENRE_PULL: f64 = 4.0;
+const ITEM_PULL: f64 = 1.5;
+const ITEM_CANDIDATES: usize = 4;
 /// Share of each star, 1 to 5, as in the Amazon 2014 review files.
 const STAR_SHARES: [f64; 5] = [0.07, 0.05, 0.08, 0.20, 0.60];
-/// Spread of the planted parts. The interaction term has variance 1; noise keeps the data
-/// realistic, the rest keeps it learnable.
+/// Spread of the planted parts. The interaction term has variance 1 over random pairs; the noise
+/// is small because the star cut points already hide most of the score (60% are 5 stars).
 const USER_BIAS_SD: f64 = 0.5;
 const ITEM_BIAS_SD: f64 = 0.6;
-const NOISE_SD: f64 = 0.7;
+const NOISE_SD: f64 = 0.3;
 /// Lomax tail index of the degree weights: smaller is heavier. Chosen so the largest degrees at
 /// the Electronics size land near the real ones (a few hundred per user, thousands per item).
 const USER_TAIL: f64 = 3.0;
@@ -62,6 +84,7 @@ const STREAM_EDGES: u64 = 2;
 const STREAM_MODEL: u64 = 3;
 const STREAM_TIME: u64 = 4;
 const STREAM_IDS: u64 = 5;
+const STREAM_NOISE: u64 = 6;
 const STREAM_TEXT: u64 = 1 << 32;
 
 /// What to generate.
@@ -237,6 +260,9 @@ struct Plan {
     /// The planted score without noise: what a model could learn.
     #[cfg_attr(not(test), allow(dead_code))]
     signal: Vec<f32>,
+    /// The interaction part of the signal, <p_u, q_i>.
+    #[cfg_attr(not(test), allow(dead_code))]
+    taste: Vec<f32>,
 }
 
 fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
@@ -269,8 +295,10 @@ impl Plan {
             user_deg = balanced_degrees(users, ratings);
             item_deg = balanced_degrees(items, ratings);
         }
+        let mut rng = stream(params.seed, STREAM_MODEL);
+        let planted = Planted::draw(users, items, &mut rng);
         let mut rng = stream(params.seed, STREAM_EDGES);
-        let graph = random_graph(&user_deg, &item_deg, &mut rng)
+        let graph = random_graph(&user_deg, &item_deg, &planted, &mut rng)
             .unwrap_or_else(|| greedy_graph(&user_deg, &item_deg, &mut rng));
 
         // Edges as columns in user order.
@@ -280,26 +308,18 @@ impl Plan {
         }
         let item = graph;
 
-        // Planted model: bias + bias + <p_u, q_i> + noise.
-        let mut rng = stream(params.seed, STREAM_MODEL);
-        let factor_sd = (RANK as f64).powf(-0.25);
-        let mut normal = |sd: f64| (rng.sample::<f64, _>(StandardNormal) * sd) as f32;
-        let user_bias: Vec<f32> = (0..users).map(|_| normal(USER_BIAS_SD)).collect();
-        let item_bias: Vec<f32> = (0..items).map(|_| normal(ITEM_BIAS_SD)).collect();
-        let p: Vec<f32> = (0..users * RANK).map(|_| normal(factor_sd)).collect();
-        let q: Vec<f32> = (0..items * RANK).map(|_| normal(factor_sd)).collect();
+        // Stars: bias + bias + <p_u, q_i> + noise, cut at quantiles.
+        let mut rng = stream(params.seed, STREAM_NOISE);
         let mut signal = Vec::with_capacity(ratings);
+        let mut taste = Vec::with_capacity(ratings);
         let mut score = Vec::with_capacity(ratings);
         for (&u, &i) in user.iter().zip(&item) {
             let (u, i) = (u as usize, i as usize);
-            let dot: f32 = p[u * RANK..(u + 1) * RANK]
-                .iter()
-                .zip(&q[i * RANK..(i + 1) * RANK])
-                .map(|(a, b)| a * b)
-                .sum();
-            let s = user_bias[u] + item_bias[i] + dot;
+            let t = planted.taste(u, i);
+            let s = planted.user_bias[u] + planted.item_bias[i] + t;
+            taste.push(t);
             signal.push(s);
-            score.push(s + normal(NOISE_SD));
+            score.push(s + (rng.sample::<f64, _>(StandardNormal) * NOISE_SD) as f32);
         }
         let star = stars_by_quantile(&score);
 
@@ -335,6 +355,7 @@ impl Plan {
         let (user, item, day) = (pick(&user), pick(&item), pick(&day));
         let star = order.iter().map(|&e| star[e as usize]).collect();
         let signal = order.iter().map(|&e| signal[e as usize]).collect();
+        let taste = order.iter().map(|&e| taste[e as usize]).collect();
         Plan {
             reviewer_ids,
             asins,
@@ -343,8 +364,87 @@ impl Plan {
             star,
             day,
             signal,
+            taste,
         }
     }
+}
+
+/// The planted preference model: biases, user factors `p`, item factors `q` built from genre
+/// centres `c`, all row-major with [`RANK`] columns.
+struct Planted {
+    user_bias: Vec<f32>,
+    item_bias: Vec<f32>,
+    p: Vec<f32>,
+    q: Vec<f32>,
+    c: Vec<f32>,
+    /// Genre `g` holds the items `genre_start[g]..genre_start[g + 1]`.
+    genre_start: Vec<usize>,
+}
+
+impl Planted {
+    fn draw(users: usize, items: usize, rng: &mut ChaCha8Rng) -> Planted {
+        // Factor entries with variance RANK^-1/2, so a dot product of two has variance 1.
+        let factor_sd = (RANK as f64).powf(-0.25);
+        let mut normal = |sd: f64| (rng.sample::<f64, _>(StandardNormal) * sd) as f32;
+        let user_bias: Vec<f32> = (0..users).map(|_| normal(USER_BIAS_SD)).collect();
+        let item_bias: Vec<f32> = (0..items).map(|_| normal(ITEM_BIAS_SD)).collect();
+        let p: Vec<f32> = (0..users * RANK).map(|_| normal(factor_sd)).collect();
+        let genres = GENRES.min(items);
+        let c: Vec<f32> = (0..genres * RANK).map(|_| normal(factor_sd)).collect();
+        // Genre sizes vary (log-normal shares); every genre has at least one item. Item indices
+        // carry no other meaning, so contiguous ranges are as good as a random assignment.
+        let shares: Vec<f64> = (0..genres).map(|_| normal(0.5).exp() as f64).collect();
+        let sum: f64 = shares.iter().sum();
+        let mut genre_start = Vec::with_capacity(genres + 1);
+        let mut cum = 0.0;
+        for (g, share) in shares.iter().enumerate() {
+            let at = ((cum / sum * items as f64).round() as usize)
+                .max(genre_start.last().map_or(0, |&s| s + 1))
+                .min(items - (genres - g));
+            genre_start.push(at);
+            cum += share;
+        }
+        genre_start.push(items);
+        let (own, shared) = ((1.0 - GENRE_SHARE).sqrt(), GENRE_SHARE.sqrt() as f32);
+        let mut q = Vec::with_capacity(items * RANK);
+        for g in 0..genres {
+            for _ in genre_start[g]..genre_start[g + 1] {
+                for k in 0..RANK {
+                    q.push(shared * c[g * RANK + k] + normal(own * factor_sd));
+                }
+            }
+        }
+        Planted {
+            user_bias,
+            item_bias,
+            p,
+            q,
+            c,
+            genre_start,
+        }
+    }
+
+    fn genres(&self) -> usize {
+        self.genre_start.len() - 1
+    }
+
+    fn user(&self, u: usize) -> &[f32] {
+        &self.p[u * RANK..(u + 1) * RANK]
+    }
+
+    /// <p_u, q_i>: the interaction part of the score.
+    fn taste(&self, u: usize, i: usize) -> f32 {
+        dot(self.user(u), &self.q[i * RANK..(i + 1) * RANK])
+    }
+
+    /// <p_u, c_g>: how much user `u` likes genre `g` as a whole.
+    fn genre_taste(&self, u: usize, g: usize) -> f32 {
+        dot(self.user(u), &self.c[g * RANK..(g + 1) * RANK])
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// A point in [a, b] (fractions of the span) drawn from a density growing as e^(GROWTH x).
@@ -452,11 +552,17 @@ fn is_bigraphic(a: &[u32], b: &[u32]) -> bool {
 }
 
 /// A random simple bipartite graph with exactly these degrees, as the item of each edge in user
-/// order (user `u` owns the slots after the degrees of users before it). Users are served heaviest
-/// first; each draws distinct items in proportion to their remaining degree. When a user is left
-/// short (every item with room is one it already has), an edge is moved over from another user.
-/// `None` when that repair fails, which only dense corners reach.
-fn random_graph(user_deg: &[u32], item_deg: &[u32], rng: &mut impl Rng) -> Option<Vec<u32>> {
+/// order (user `u` owns the slots after the degrees of users before it). Users are served in random
+/// order; each draws distinct items in proportion to their remaining degree, steered by taste
+/// (see [`TASTE_SHARE`]). When a user is left short (every item with room is one it already has),
+/// an edge is moved over from another user. `None` when that repair fails, which only dense
+/// corners reach.
+fn random_graph(
+    user_deg: &[u32],
+    item_deg: &[u32],
+    planted: &Planted,
+    rng: &mut impl Rng,
+) -> Option<Vec<u32>> {
     let total: usize = user_deg.iter().map(|&d| d as usize).sum();
     let mut offsets = Vec::with_capacity(user_deg.len() + 1);
     offsets.push(0usize);
@@ -464,29 +570,58 @@ fn random_graph(user_deg: &[u32], item_deg: &[u32], rng: &mut impl Rng) -> Optio
         offsets.push(offsets[offsets.len() - 1] + d as usize);
     }
     let mut order: Vec<u32> = (0..user_deg.len() as u32).collect();
+    // Random order, not heaviest first: users served last find the genres others wanted most
+    // depleted, and that should not always be the light users.
     order.shuffle(rng);
-    order.sort_by_key(|&u| std::cmp::Reverse(user_deg[u as usize]));
 
+    let genres = planted.genres();
+    let starts = &planted.genre_start;
+    let genre_of = |i: usize| starts.partition_point(|&s| s <= i) - 1;
     let mut targets = vec![u32::MAX; total];
     let mut filled = vec![0u32; user_deg.len()];
     let mut rem: Vec<u64> = item_deg.iter().map(|&d| u64::from(d)).collect();
     let mut sampler = Fenwick::new(&rem);
+    // Weight left in each genre, kept equal to the sampler's sums over the genre's range.
+    let mut genre_rem: Vec<u64> = (0..genres)
+        .map(|g| rem[starts[g]..starts[g + 1]].iter().sum())
+        .collect();
+    let mut pull = vec![0f64; genres];
+    let flat = vec![1f64; genres];
     let mut short = Vec::new();
     for &u in &order {
         let u = u as usize;
         let (base, d) = (offsets[u], user_deg[u] as usize);
+        for (g, w) in pull.iter_mut().enumerate() {
+            *w = (GENRE_PULL * f64::from(planted.genre_taste(u, g))).exp();
+        }
         let mut got = 0;
         while got < d && sampler.total() > 0 {
-            let i = sampler.find(rng.gen_range(0..sampler.total()));
+            let taste = rng.gen::<f64>() < TASTE_SHARE;
+            let g = pick_genre(&genre_rem, if taste { &pull } else { &flat }, rng.gen());
+            let (from, left) = (sampler.prefix(starts[g]), genre_rem[g]);
+            let mut i = sampler.find(from + rng.gen_range(0..left));
+            if taste {
+                let mut best = ITEM_PULL * f64::from(planted.taste(u, i)) + gumbel(rng);
+                for _ in 1..ITEM_CANDIDATES {
+                    let j = sampler.find(from + rng.gen_range(0..left));
+                    let key = ITEM_PULL * f64::from(planted.taste(u, j)) + gumbel(rng);
+                    if key > best {
+                        (best, i) = (key, j);
+                    }
+                }
+            }
             targets[base + got] = i as u32;
             got += 1;
             // Take all of the item's weight while this user draws, so it is not drawn twice.
             sampler.sub(i, rem[i]);
+            genre_rem[g] -= rem[i];
             rem[i] -= 1;
         }
         for &i in &targets[base..base + got] {
-            if rem[i as usize] > 0 {
-                sampler.add(i as usize, rem[i as usize]);
+            let i = i as usize;
+            if rem[i] > 0 {
+                sampler.add(i, rem[i]);
+                genre_rem[genre_of(i)] += rem[i];
             }
         }
         filled[u] = got as u32;
@@ -537,6 +672,33 @@ fn random_graph(user_deg: &[u32], item_deg: &[u32], rng: &mut impl Rng) -> Optio
         }
     }
     Some(targets)
+}
+
+/// A genre with weight left, drawn in proportion to `rem[g] * pull[g]` from `u` in [0, 1).
+/// `rem` must not be all zero.
+fn pick_genre(rem: &[u64], pull: &[f64], u: f64) -> usize {
+    let total: f64 = rem.iter().zip(pull).map(|(&r, &p)| r as f64 * p).sum();
+    let mut r = u * total;
+    let mut last = 0;
+    for (g, (&w, &p)) in rem.iter().zip(pull).enumerate() {
+        if w == 0 {
+            continue;
+        }
+        last = g;
+        r -= w as f64 * p;
+        if r < 0.0 {
+            return g;
+        }
+    }
+    // Rounding can leave a sliver past the end: it belongs to the last genre with weight.
+    last
+}
+
+/// A standard Gumbel draw: the maximum of key + Gumbel noise picks each key with probability
+/// proportional to e^key.
+fn gumbel(rng: &mut impl Rng) -> f64 {
+    let u = 1.0 - rng.gen::<f64>(); // in (0, 1]
+    -(-u.ln()).ln()
 }
 
 /// A simple bipartite graph with exactly these degrees, for degrees [`random_graph`] could not
@@ -620,6 +782,16 @@ impl Fenwick {
             self.tree[k] -= w;
             k += k & k.wrapping_neg();
         }
+    }
+
+    /// Sum of the weights of indices below `i`.
+    fn prefix(&self, i: usize) -> u64 {
+        let (mut k, mut sum) = (i.min(self.tree.len() - 1), 0);
+        while k > 0 {
+            sum += self.tree[k];
+            k &= k - 1;
+        }
+        sum
     }
 
     /// The index whose weight interval holds `r`, for `r < total()`.
@@ -1396,17 +1568,147 @@ mod tests {
             s.1 += 1.0;
         }
         let bu: Vec<f64> = user_sum.iter().map(|(s, n)| s / (n + 5.0)).collect();
-        let (mut base, mut model, mut n) = (0.0, 0.0, 0.0);
+        let biases = |e: usize| mu + bu[plan.user[e] as usize] + bi[plan.item[e] as usize];
+
+        // Taste beyond the biases is learnable too: a damped mean of each user's residuals within
+        // each genre (the planted structure a factor model has to find) beats the biases.
+        let planted = Planted::draw(p.users, p.items, &mut stream(p.seed, STREAM_MODEL));
+        let genres = planted.genres();
+        let cell = |e: usize| {
+            let i = plan.item[e] as usize;
+            plan.user[e] as usize * genres + planted.genre_start.partition_point(|&s| s <= i) - 1
+        };
+        let mut cell_sum = vec![(0.0, 0.0); p.users * genres];
+        for &e in &train {
+            let s = &mut cell_sum[cell(e)];
+            s.0 += stars[e] - biases(e);
+            s.1 += 1.0;
+        }
+        let taste = |e: usize| {
+            let (s, n) = cell_sum[cell(e)];
+            biases(e) + s / (n + 1.0)
+        };
+
+        let (mut base, mut model, mut tasted, mut n) = (0.0, 0.0, 0.0, 0.0);
         for e in (0..p.ratings).filter(|&e| test(e)) {
-            let pred = mu + bu[plan.user[e] as usize] + bi[plan.item[e] as usize];
             base += (stars[e] - mu).powi(2);
-            model += (stars[e] - pred).powi(2);
+            model += (stars[e] - biases(e)).powi(2);
+            tasted += (stars[e] - taste(e)).powi(2);
             n += 1.0;
         }
-        let (base, model) = ((base / n).sqrt(), (model / n).sqrt());
+        let [base, model, tasted] = [base, model, tasted].map(|x| (x / n).sqrt());
         assert!(
             model < 0.93 * base,
             "baseline rmse {model} vs global mean {base}"
+        );
+        assert!(
+            tasted < 0.92 * model,
+            "user-genre rmse {tasted} vs baseline {model}"
+        );
+    }
+
+    #[test]
+    fn item_choice_follows_planted_taste() {
+        let p = params(3_000, 1_000, 40_000, 17);
+        let plan = Plan::draw(&p);
+        let planted = Planted::draw(p.users, p.items, &mut stream(p.seed, STREAM_MODEL));
+        let mean_taste = |items: &[u32]| {
+            plan.user
+                .iter()
+                .zip(items)
+                .map(|(&u, &i)| f64::from(planted.taste(u as usize, i as usize)))
+                .sum::<f64>()
+                / items.len() as f64
+        };
+        // The same items handed to random reviewers keep every degree (popularity) but lose
+        // taste: <p_u, q_i> over random pairs has mean 0 and standard deviation 1.
+        let mut shuffled = plan.item.clone();
+        shuffled.shuffle(&mut ChaCha8Rng::seed_from_u64(1));
+        let (chosen, random) = (mean_taste(&plan.item), mean_taste(&shuffled));
+        assert!(
+            random.abs() < 0.1,
+            "shuffled pairs have mean taste {random}"
+        );
+        assert!(chosen > 0.5, "chosen pairs have mean taste {chosen} only");
+
+        // Light users too: they are served in random order, not after the heavy ones took the
+        // genres they like.
+        let mut degree = vec![0usize; p.users];
+        for &u in &plan.user {
+            degree[u as usize] += 1;
+        }
+        let light: Vec<usize> = (0..p.ratings)
+            .filter(|&e| degree[plan.user[e] as usize] == MIN_DEGREE)
+            .collect();
+        let light_taste =
+            light.iter().map(|&e| f64::from(plan.taste[e])).sum::<f64>() / light.len() as f64;
+        assert!(light_taste > 0.5, "light users' mean taste {light_taste}");
+
+        // Most of a user's reviews fall in the genre it likes best, far more than popularity
+        // alone would put there.
+        let genre_of = |i: u32| planted.genre_start.partition_point(|&s| s <= i as usize) - 1;
+        let best_genre: Vec<usize> = (0..p.users)
+            .map(|u| {
+                (0..planted.genres())
+                    .max_by(|&a, &b| {
+                        planted
+                            .genre_taste(u, a)
+                            .total_cmp(&planted.genre_taste(u, b))
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let share_in_best = |items: &[u32]| {
+            plan.user
+                .iter()
+                .zip(items)
+                .filter(|&(&u, &i)| genre_of(i) == best_genre[u as usize])
+                .count() as f64
+                / items.len() as f64
+        };
+        let (chosen, random) = (share_in_best(&plan.item), share_in_best(&shuffled));
+        assert!(
+            chosen > 2.0 * random,
+            "{chosen} of reviews in the favourite genre vs {random} by popularity"
+        );
+    }
+
+    #[test]
+    fn genres_partition_the_items() {
+        for items in [1usize, 2, 7, 8, 9, 100, 2_000] {
+            let planted = Planted::draw(3, items, &mut stream(items as u64, STREAM_MODEL));
+            let starts = &planted.genre_start;
+            assert_eq!(planted.genres(), GENRES.min(items));
+            assert_eq!((starts[0], starts[starts.len() - 1]), (0, items));
+            assert!(starts.windows(2).all(|w| w[0] < w[1]), "{starts:?}");
+            assert_eq!(planted.q.len(), items * RANK);
+        }
+    }
+
+    #[test]
+    fn pick_genre_draws_in_proportion_to_weight_and_skips_empty_genres() {
+        // Weights 0 (empty), 2 x 1 and 1 x 2: the second and third genres split [0, 1) evenly.
+        let (rem, pull) = ([0u64, 2, 1], [5.0, 1.0, 2.0]);
+        assert_eq!(pick_genre(&rem, &pull, 0.0), 1);
+        assert_eq!(pick_genre(&rem, &pull, 0.49), 1);
+        assert_eq!(pick_genre(&rem, &pull, 0.51), 2);
+        assert_eq!(pick_genre(&rem, &pull, 1.0 - f64::EPSILON), 2);
+        // A sliver past the end from rounding goes to the last genre with weight.
+        assert_eq!(pick_genre(&[3, 0], &[1.0, 1.0], 1.0), 0);
+    }
+
+    #[test]
+    fn gumbel_max_picks_in_proportion_to_exp_key() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let keys = [0.0, 3f64.ln()];
+        let n = 40_000;
+        let second = (0..n)
+            .filter(|_| keys[1] + gumbel(&mut rng) > keys[0] + gumbel(&mut rng))
+            .count();
+        let share = second as f64 / n as f64;
+        assert!(
+            (share - 0.75).abs() < 0.01,
+            "picked the heavier key {share}"
         );
     }
 
@@ -1575,8 +1877,9 @@ mod tests {
 
     #[test]
     fn deflate_flush_keeps_the_tail_of_a_full_size_chunk() {
-        // These 8192 reviews of the Electronics size with seed 42 once lost their last bytes when
-        // the flush loop stopped at the first call that left room in the buffer.
+        // A chunk of 8192 reviews of the Electronics size (drawn from an earlier version of the
+        // plan) once lost its last bytes when the flush loop stopped at the first call that left
+        // room in the buffer; chunks of that size must round-trip.
         let p = params(192_403, 63_001, 1_689_188, 42);
         let plan = Plan::draw(&p);
         let text = render_chunk(&plan, p.seed, 12, 12 * 8_192..13 * 8_192);
@@ -1598,6 +1901,8 @@ mod tests {
         assert_eq!(f.total(), 6);
         let drawn: Vec<usize> = (0..6).map(|r| f.find(r)).collect();
         assert_eq!(drawn, vec![0, 0, 1, 1, 1, 3]);
+        let prefixes: Vec<u64> = (0..=6).map(|i| f.prefix(i)).collect();
+        assert_eq!(prefixes, vec![0, 2, 5, 5, 6, 6, 6]);
     }
 
     proptest! {

@@ -484,10 +484,7 @@ fn decode_block<'a>(block: &'a [u8], first_line: u64, names: &JsonNames) -> Bloc
     let mut out = BlockOut::default();
     let mut umap: FastMap<Cow<str>, u32> = FastMap::default();
     let mut imap: FastMap<Cow<str>, u32> = FastMap::default();
-    let mut line_no = first_line;
-    for line in block.split(|&b| b == b'\n') {
-        let this_line = line_no;
-        line_no += 1;
+    for (this_line, line) in (first_line..).zip(block.split(|&b| b == b'\n')) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
@@ -725,7 +722,9 @@ fn read_json_lines(
         }
         merging += tm.elapsed().as_secs_f64();
     }
-    tracing::debug!("json: waiting for input {waiting:.3}s, decoding {decoding:.3}s, merging {merging:.3}s");
+    tracing::debug!(
+        "json: waiting for input {waiting:.3}s, decoding {decoding:.3}s, merging {merging:.3}s"
+    );
     drop(rx);
     let _ = producer.join();
     bar.finish();
