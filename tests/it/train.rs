@@ -59,7 +59,9 @@ fn train_als_saves_a_model_that_eval_and_recommend_read() {
     ] {
         let a = trained["best"]["test"][key].as_f64().unwrap();
         let b = evaluated["metrics"][key].as_f64().unwrap();
-        assert!((a - b).abs() < 1e-9, "{key}: {a} vs {b}");
+        // The saved model folds biases into the factors: the same prediction summed in another
+        // order, so float rounding may differ in the last digits.
+        assert!((a - b).abs() < 1e-6, "{key}: {a} vs {b}");
     }
     // A known user gets unseen items; an unknown one gets popular items, and is told so.
     let meta = d.json("artifacts/als_model/metadata.json");
