@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchlib import measure, table  # noqa: E402
+from benchlib import measure, peer_dict, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT.parent / "shared" / "peers"
@@ -50,7 +50,7 @@ def peer(script, *args):
     if r["code"] != 0:
         print(f"  ({script} failed: exit {r['code']})")
         return None
-    return ast.literal_eval(r["stdout"].strip().splitlines()[-1]), r
+    return peer_dict(r["stdout"].strip().splitlines()[-1]), r
 
 
 def flops_explicit(N, m, n, f):
@@ -92,7 +92,7 @@ if ML.exists():
         # The same evaluator for everyone: the peers' evalcommon.py on recflow's exported factors.
         ev = subprocess.run([str(PY), str(ROOT / "scripts" / "eval_with_peer_evaluator.py"), str(d / "model"), str(d)],
                             capture_output=True, text=True, env=env1)
-        t = ast.literal_eval(ev.stdout.strip().splitlines()[-1]) if ev.returncode == 0 else res["best"]["test"]
+        t = peer_dict(ev.stdout.strip().splitlines()[-1]) if ev.returncode == 0 else res["best"]["test"]
         fl = (flops_explicit(N, m, n, f) if kind == "explicit" or solver == "cholesky" else flops_cg(N, m, n, f)) * iters
         if kind == "implicit" and solver == "cholesky":
             fl += (m + n) * f * f * iters
@@ -134,7 +134,7 @@ if ML.exists():
                      "--model-dir", str(d / "model"), *args])
         ev = subprocess.run([str(PY), str(ROOT / "scripts" / "eval_with_peer_evaluator.py"), str(d / "model"), str(d)],
                             capture_output=True, text=True, env=env1)
-        t = ast.literal_eval(ev.stdout.strip().splitlines()[-1])
+        t = peer_dict(ev.stdout.strip().splitlines()[-1])
         b = res["best"]["params"]
         acc.append(dict(kind=kind, grid=len(res["grid"]), chosen=f"rank {b['rank']} reg {b['reg']}"
                         + (f" alpha {b['alpha']}" if kind == "implicit" else ""),

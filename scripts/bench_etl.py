@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchlib import measure, table  # noqa: E402
+from benchlib import measure, peer_dict, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT.parent / "shared" / "peers"
@@ -48,7 +48,7 @@ for name, script in [("polars-python", "peer_etl_polars.py"), ("spark-local2", "
     if r["code"] != 0:
         print(f"skipping {name}: exit {r['code']}")
         continue
-    d = ast.literal_eval(r["stdout"].strip().splitlines()[-1])
+    d = peer_dict(r["stdout"].strip().splitlines()[-1])
     rows.append(dict(system=name, seconds=round(r["seconds"], 2), peak_mib=round(r["peak_mib"]),
                      ratings=d.get("ratings"), users=d.get("users", ""), items=d.get("items", ""),
                      inner_seconds=d.get("seconds")))

@@ -1,6 +1,8 @@
 """Shared benchmark helpers: run a command, measure wall time and the peak resident memory of its
 whole process tree (sampled from /proc, so a JVM started by PySpark counts too)."""
+import ast
 import os
+import re
 import subprocess
 import time
 
@@ -47,3 +49,8 @@ def table(rows, cols):
     for r in rows:
         out.append("  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(cols, widths)))
     return "\n".join(out)
+
+
+def peer_dict(line):
+    """The dict a peer prints; numpy 2 scalars print as `np.float64(0.93)`, which is unwrapped."""
+    return ast.literal_eval(re.sub(r"np\.\w+\(([^()]*)\)", r"\1", line))
