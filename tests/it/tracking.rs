@@ -535,3 +535,75 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
     ])
     .ok();
 }
+
+#[test]
+fn sigterm_ends_open_runs_as_killed() {
+    let d = Dir::new();
+    d.run(&[
+        "generate",
+        "--out",
+        "r.json.gz",
+        "--users",
+        "3000",
+        "--items",
+        "1500",
+        "--ratings",
+        "60000",
+        "--seed",
+        "9",
+    ])
+    .ok();
+    d.write(
+        "experiments/slow.toml",
+        SPEC.replace("rank = [2, 4]", "rank = [16, 32, 48, 64]")
+            .replace("reg = [0.1, 0.5]", "reg = [0.05, 0.1, 0.2, 0.4]")
+            .replace("max_iter = 3", "max_iter = 20"),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recflow"))
+        .current_dir(d.path())
+        .args(["-q", "run", "experiments/slow.toml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a run is open, then ask the process to stop.
+    let t0 = Instant::now();
+    let running = |root: &Path| -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for exp in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            for run in std::fs::read_dir(exp.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let meta = run.path().join("meta.yaml");
+                if std::fs::read_to_string(&meta).is_ok_and(|t| t.contains("status: 1")) {
+                    out.push(meta);
+                }
+            }
+        }
+        out
+    };
+    let open = loop {
+        let open = running(&d.join("mlruns"));
+        if open.len() >= 2 || t0.elapsed() > Duration::from_secs(60) {
+            break open;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!open.is_empty(), "no run was opened");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        running(&d.join("mlruns")).is_empty(),
+        "nothing is left RUNNING"
+    );
+    for meta in open {
+        let text = std::fs::read_to_string(&meta).unwrap();
+        assert!(text.contains("status: 5"), "KILLED: {text}");
+    }
+}
