@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := target/release/recflow
 SAMPLE := data/raw/sample_reviews.json.gz
 
-.PHONY: help setup venv venv-peers test-spark build run ui eda notebook test lint fmt bench bench-etl bench-als bench-tracking clean
+.PHONY: help setup venv venv-peers test-spark build run ui eda notebook test lint fmt bench bench-etl bench-als bench-tracking bench-serve clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -54,7 +54,7 @@ lint: ## rustfmt check and clippy with warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt
 
-bench: bench-etl bench-als bench-tracking ## Run every benchmark
+bench: bench-etl bench-als bench-tracking bench-serve ## Run every benchmark
 
 bench-etl: build venv-peers ## ETL on an Electronics-size generated file vs polars-python and PySpark
 	python3 scripts/bench_etl.py
@@ -64,6 +64,10 @@ bench-als: build venv venv-peers ## ALS fit time and accuracy vs Spark MLlib and
 
 bench-tracking: build venv ## MLflow logging through recflow vs MLflow's Python client and a minimal HTTP client
 	python3 scripts/bench_tracking.py 50
+
+bench-serve: build venv-peers ## HTTP serving under load (wrk) vs the FastAPI + numpy peer, and a 60 s soak
+	@command -v wrk >/dev/null || (echo "installing wrk" && apt-get install -y -qq wrk >/dev/null)
+	python3 scripts/bench_serve.py --duration 20 --soak 60
 
 clean: ## Remove build outputs, processed data and the venv
 	$(CARGO) clean

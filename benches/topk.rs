@@ -15,7 +15,10 @@ use recflow::eval::topk::{top_k_with, TopKOptions};
 fn main() {
     recflow::model::als::linalg::blas_single_threaded();
     // `cargo bench` adds `--bench`: keep the numeric arguments only.
-    let a: Vec<usize> = std::env::args().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let a: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     let get = |i: usize, d: usize| a.get(i).copied().unwrap_or(d);
     let (m, n, f, k) = (get(0, 192_403), get(1, 63_001), get(2, 64), get(3, 10));
     let d = TopKOptions::default();

@@ -165,6 +165,23 @@ pub enum Command {
     ///   recflow eda --input data/processed --out reports/eda --json
     #[command(verbatim_doc_comment)]
     Eda(EdaArgs),
+    /// Serve a model's recommendations over HTTP (cold-start users get popular items).
+    ///
+    /// Endpoints: /health, /ready, /v1/users/{id}/recommendations, POST /v1/recommendations,
+    /// /v1/items/{id}/similar, /v1/popular, /v1/model, /metrics, /openapi.json, POST /admin/reload
+    /// (bearer token from RECFLOW_ADMIN_TOKEN). SIGHUP reloads the model; SIGTERM stops gracefully.
+    ///
+    /// Example:
+    ///   recflow serve --model artifacts/als_model --port 8000
+    ///   recflow serve --run-id 58dbba3dad274c55a06cbe4dbd863f4f --tracking-uri file:./mlruns
+    #[command(verbatim_doc_comment)]
+    Serve(ServeArgs),
+    /// Make a running server load the model of an MLflow run (through POST /admin/reload).
+    ///
+    /// Example:
+    ///   RECFLOW_ADMIN_TOKEN=secret recflow deploy --run-id RUN_ID --server http://127.0.0.1:8000
+    #[command(verbatim_doc_comment)]
+    Deploy(DeployArgs),
     /// Print the resolved configuration and where each value came from (secrets masked).
     ///
     /// Example:
@@ -552,4 +569,43 @@ pub struct EdaArgs {
     /// Output folder for summary.json, the plots and report.html.
     #[arg(long, short, default_value = "reports/eda")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Model folder.
+    #[arg(long, default_value = "artifacts/als_model", conflicts_with = "run_id")]
+    pub model: PathBuf,
+    /// Serve the model logged by this MLflow run (downloaded to artifacts/runs/RUN_ID).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Tracking URI for `--run-id` [default: MLFLOW_TRACKING_URI, else file:./mlruns].
+    #[arg(long)]
+    pub tracking_uri: Option<String>,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Seconds a request may take before it is answered with 503.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+    /// Largest request body, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub body_limit: usize,
+    /// Scoring threads [default: one per core].
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DeployArgs {
+    /// The MLflow run whose model to deploy.
+    #[arg(long)]
+    pub run_id: String,
+    /// The running `recflow serve`.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    pub server: String,
+    /// Tracking URI [default: MLFLOW_TRACKING_URI, else file:./mlruns].
+    #[arg(long)]
+    pub tracking_uri: Option<String>,
 }

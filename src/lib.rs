@@ -31,6 +31,7 @@ pub mod eval;
 pub mod experiment;
 pub mod model;
 pub mod progress;
+pub mod serve;
 pub mod settings;
 pub mod spec;
 pub mod tracking;

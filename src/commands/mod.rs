@@ -17,6 +17,7 @@ mod generate;
 mod recommend;
 mod run;
 mod runs;
+mod serve;
 mod train;
 
 /// An error with a `hint:` line for the user. Displays as the wrapped error, so the printed chain
@@ -103,6 +104,8 @@ pub fn run(cli: Cli, env: EnvConfig) -> anyhow::Result<ExitCode> {
         Command::Recommend(args) => recommend::run(&ctx, &args),
         Command::Run(args) => run::run(&ctx, &args),
         Command::Eda(args) => eda::run(&ctx, &args),
+        Command::Serve(args) => serve::run_serve(&ctx, &args),
+        Command::Deploy(args) => serve::run_deploy(&ctx, &args),
         Command::Experiments { command } => runs::run_experiments(&ctx, &command),
         Command::Runs { command } => runs::run_runs(&ctx, &command),
         Command::Sync(args) => runs::run_sync(&ctx, &args),
@@ -144,6 +147,11 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
             }
         }
         if let Some(e) = cause.downcast_ref::<crate::eda::EdaError>() {
+            if let Some(h) = e.hint() {
+                return Some(h);
+            }
+        }
+        if let Some(e) = cause.downcast_ref::<crate::serve::ServeError>() {
             if let Some(h) = e.hint() {
                 return Some(h);
             }

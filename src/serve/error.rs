@@ -69,8 +69,11 @@ struct Body<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        // 503s (loading, overload, timeouts) are expected under load; only bugs are warnings.
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::warn!(status = self.status.as_u16(), "{}", self.message);
+        } else if self.status.is_server_error() {
+            tracing::debug!(status = self.status.as_u16(), "{}", self.message);
         }
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;
         let mut resp = (

@@ -2,7 +2,7 @@
 //!
 //! Requests by route template, method and status; a latency histogram per route; how many
 //! recommendation lists came from the model and how many from the cold-start list (and the
-//! cold-start share); model reloads; the scoring queue. Labels use route templates, never raw
+//! cold-start share); model loads; the scoring queue. Labels use route templates, never raw
 //! paths, so unknown URLs cannot grow the label set. Knows nothing about the model's contents.
 
 use std::collections::BTreeMap;
@@ -37,8 +37,8 @@ struct Registry {
     latency: BTreeMap<String, Histogram>,
     als: u64,
     popular: u64,
-    reloads_ok: u64,
-    reloads_failed: u64,
+    loads_ok: u64,
+    loads_failed: u64,
 }
 
 /// What the model slot and the scorer report at scrape time.
@@ -49,6 +49,9 @@ pub struct Gauges {
     pub model_source: Option<String>,
     pub scoring_queue: usize,
     pub scoring_threads: usize,
+    /// Batches the scoring threads took, and the queries in them.
+    pub scoring_batches: u64,
+    pub scoring_batched_queries: u64,
 }
 
 /// The server's counters. One lock: updates are a few additions, so it is never held long.
@@ -101,12 +104,12 @@ impl Metrics {
         r.popular += popular;
     }
 
-    pub fn record_reload(&self, ok: bool) {
+    pub fn record_load(&self, ok: bool) {
         let mut r = self.lock();
         if ok {
-            r.reloads_ok += 1;
+            r.loads_ok += 1;
         } else {
-            r.reloads_failed += 1;
+            r.loads_failed += 1;
         }
     }
 
@@ -163,10 +166,10 @@ impl Metrics {
              # HELP recflow_cold_start_share Share of recommendation lists served from the cold-start list.\n\
              # TYPE recflow_cold_start_share gauge\n\
              recflow_cold_start_share {share}\n\
-             # HELP recflow_model_reloads_total Model reloads, by result.\n\
-             # TYPE recflow_model_reloads_total counter\n\
-             recflow_model_reloads_total{{result=\"ok\"}} {}\n\
-             recflow_model_reloads_total{{result=\"error\"}} {}\n\
+             # HELP recflow_model_loads_total Model loads (the first and every reload), by result.\n\
+             # TYPE recflow_model_loads_total counter\n\
+             recflow_model_loads_total{{result=\"ok\"}} {}\n\
+             recflow_model_loads_total{{result=\"error\"}} {}\n\
              # HELP recflow_model_loaded Whether a model is loaded (1) or not yet (0).\n\
              # TYPE recflow_model_loaded gauge\n\
              recflow_model_loaded {}\n\
@@ -175,14 +178,22 @@ impl Metrics {
              recflow_scoring_queue_length {}\n\
              # HELP recflow_scoring_threads Scoring threads.\n\
              # TYPE recflow_scoring_threads gauge\n\
-             recflow_scoring_threads {}\n",
+             recflow_scoring_threads {}\n\
+             # HELP recflow_scoring_batches_total Batches scored (queries grouped into one product).\n\
+             # TYPE recflow_scoring_batches_total counter\n\
+             recflow_scoring_batches_total {}\n\
+             # HELP recflow_scoring_queries_total Queries scored (over batches: the mean batch size).\n\
+             # TYPE recflow_scoring_queries_total counter\n\
+             recflow_scoring_queries_total {}\n",
             r.als,
             r.popular,
-            r.reloads_ok,
-            r.reloads_failed,
+            r.loads_ok,
+            r.loads_failed,
             u8::from(g.model_loaded),
             g.scoring_queue,
             g.scoring_threads,
+            g.scoring_batches,
+            g.scoring_batched_queries,
         );
         if g.model_loaded {
             let _ = write!(

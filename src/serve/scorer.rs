@@ -68,6 +68,12 @@ struct Query {
 struct Queue {
     jobs: VecDeque<Query>,
     closed: bool,
+    /// Threads waiting for work: a submit wakes one only when there is one to wake (a busy
+    /// thread picks the query up with its next batch).
+    idle: usize,
+    /// Batches scored and queries in them, for the mean batch size in `/metrics`.
+    batches: u64,
+    batched: u64,
 }
 
 struct Shared {
@@ -143,8 +149,11 @@ impl Scorer {
             k,
             reply,
         });
+        let wake = q.idle > 0;
         drop(q);
-        self.shared.ready.notify_one();
+        if wake {
+            self.shared.ready.notify_one();
+        }
         Ok(rx)
     }
 
@@ -162,6 +171,12 @@ impl Scorer {
     /// Queries waiting for a thread.
     pub fn queued(&self) -> usize {
         self.shared.lock().jobs.len()
+    }
+
+    /// Batches taken so far and the queries they held.
+    pub fn batch_counts(&self) -> (u64, u64) {
+        let q = self.shared.lock();
+        (q.batches, q.batched)
     }
 }
 
@@ -181,12 +196,16 @@ fn worker(shared: &Shared) {
         let batch: Vec<Query> = {
             let mut q = shared.lock();
             while q.jobs.is_empty() && !q.closed {
+                q.idle += 1;
                 q = shared.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                q.idle -= 1;
             }
             if q.jobs.is_empty() {
                 return;
             }
             let n = q.jobs.len().min(MAX_BATCH);
+            q.batches += 1;
+            q.batched += n as u64;
             q.jobs.drain(..n).collect()
         };
         // Nobody waits for these any more.

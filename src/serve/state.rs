@@ -165,7 +165,7 @@ impl AppState {
             Ok(r) => r,
             Err(e) => Err(Box::new(e) as LoadError),
         };
-        self.inner.metrics.record_reload(result.is_ok());
+        self.inner.metrics.record_load(result.is_ok());
         match result {
             Ok(model) => {
                 tracing::info!(
@@ -206,12 +206,15 @@ impl AppState {
     /// Values `/metrics` reads at scrape time.
     pub fn gauges(&self) -> Gauges {
         let model = self.model();
+        let (scoring_batches, scoring_batched_queries) = self.inner.scorer.batch_counts();
         Gauges {
             model_loaded: model.is_some(),
             run_id: model.as_ref().and_then(|m| m.metadata.run_id.clone()),
             model_source: model.as_ref().map(|m| m.source.clone()),
             scoring_queue: self.inner.scorer.queued(),
             scoring_threads: self.inner.scorer.threads(),
+            scoring_batches,
+            scoring_batched_queries,
         }
     }
 }

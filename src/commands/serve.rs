@@ -1,0 +1,106 @@
+//! `recflow serve` and `recflow deploy`: run the HTTP server, and swap its model for a run's.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{DeployArgs, ServeArgs};
+use crate::commands::run::{tracking_settings, tracking_uri};
+use crate::commands::{show_path, Context, WithHint};
+use crate::serve::{run_server, ServeSettings};
+use crate::tracking;
+
+/// Downloads a run's logged model (`model/data`) into `artifacts/runs/<run_id>/` and returns the
+/// model folder.
+pub fn fetch_run_model(ctx: &Context, run_id: &str, uri: Option<&str>) -> anyhow::Result<PathBuf> {
+    let uri = tracking_uri(ctx, uri, None);
+    let tracker = tracking::open_tracker(&uri, &tracking_settings(ctx))?;
+    tracker.ping()?;
+    let dest = PathBuf::from("artifacts/runs").join(run_id);
+    let staging = PathBuf::from("artifacts/runs")
+        .join(format!(".{run_id}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&staging)
+        .hint("choose a working folder where `artifacts/` is writable")?;
+    tracker
+        .download_artifacts(run_id, Some("model/data"), &staging)
+        .hint("the run has no `model/data` artifact: deploy the parent run of a `recflow run`")?;
+    // The listing keeps the artifact path; find the folder that holds metadata.json.
+    let found = [
+        staging.join("model/data"),
+        staging.join("data"),
+        staging.clone(),
+    ]
+    .into_iter()
+    .find(|p| p.join("metadata.json").exists())
+    .ok_or_else(|| anyhow::anyhow!("run `{run_id}` has no model under `model/data`"))?;
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest)?;
+    }
+    std::fs::rename(&found, &dest)?;
+    let _ = std::fs::remove_dir_all(&staging);
+    tracing::info!("run {run_id}: model downloaded to {}", show_path(&dest));
+    Ok(std::fs::canonicalize(&dest).unwrap_or(dest))
+}
+
+pub fn run_serve(ctx: &Context, a: &ServeArgs) -> anyhow::Result<()> {
+    let model_dir = match &a.run_id {
+        Some(id) => fetch_run_model(ctx, id, a.tracking_uri.as_deref())?,
+        None => a.model.clone(),
+    };
+    let settings = ServeSettings {
+        host: a.host.clone(),
+        port: a.port,
+        model_dir,
+        admin_token: ctx
+            .env
+            .get("RECFLOW_ADMIN_TOKEN")
+            .map(str::to_string)
+            .filter(|t| !t.is_empty()),
+        request_timeout: Duration::from_secs(a.timeout.max(1)),
+        body_limit: a.body_limit,
+        threads: a.threads,
+    };
+    run_server(settings)?;
+    Ok(())
+}
+
+pub fn run_deploy(ctx: &Context, a: &DeployArgs) -> anyhow::Result<()> {
+    let token = ctx
+        .env
+        .get("RECFLOW_ADMIN_TOKEN")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("RECFLOW_ADMIN_TOKEN is not set"))
+        .hint("set it to the token the server was started with")?
+        .to_string();
+    let dir = fetch_run_model(ctx, &a.run_id, a.tracking_uri.as_deref())?;
+    let url = format!("{}/admin/reload", a.server.trim_end_matches('/'));
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()?;
+    let resp = client
+        .post(&url)
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "model_dir": dir }))
+        .send()
+        .hint(format!("is `recflow serve` running at {}?", a.server))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().unwrap_or(serde_json::Value::Null);
+    if !status.is_success() {
+        anyhow::bail!(
+            "the server at {} refused the reload ({status}): {}",
+            a.server,
+            body.get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("no message")
+        );
+    }
+    if ctx.global.json {
+        return ctx.print_json(&body);
+    }
+    ctx.say(format!(
+        "{} now serves run {} ({})",
+        a.server,
+        a.run_id,
+        show_path(&dir)
+    ));
+    Ok(())
+}
