@@ -259,8 +259,8 @@ impl Ord for Worst {
     }
 }
 
-/// The K best (score, index) pairs seen so far.
-struct TopK {
+/// The K best (score, index) pairs seen so far. Shared with the server's scorer.
+pub(crate) struct TopK {
     k: usize,
     heap: BinaryHeap<Worst>,
     /// Score an item must beat to enter: the worst kept score once full, `-inf` before.
@@ -272,17 +272,21 @@ struct TopK {
 const SCAN_CHUNK: usize = 64;
 
 impl TopK {
-    fn new(k: usize) -> Self {
+    pub(crate) fn new(k: usize) -> Self {
         Self {
             k,
-            heap: BinaryHeap::with_capacity(k + 1),
+            // A request's K is user-controlled: do not reserve more than a sane heap up front.
+            heap: BinaryHeap::with_capacity(k.min(4096) + 1),
             threshold: f32::NEG_INFINITY,
         }
     }
 
     /// Offers `row[j]` as item `offset + j`, for `j` ascending. Strict `>` keeps the lower index
     /// on a tie, since lower indices are offered first; NaN and `-inf` never pass.
-    fn scan(&mut self, row: &[f32], offset: u32) {
+    pub(crate) fn scan(&mut self, row: &[f32], offset: u32) {
+        if self.k == 0 {
+            return;
+        }
         let mut base = offset;
         for chunk in row.chunks(SCAN_CHUNK) {
             let t = self.threshold;
@@ -311,7 +315,7 @@ impl TopK {
     }
 
     /// Best first: score descending, then index ascending.
-    fn into_sorted(self) -> Vec<(u32, f32)> {
+    pub(crate) fn into_sorted(self) -> Vec<(u32, f32)> {
         // Ascending `Worst` order is best first.
         self.heap
             .into_sorted_vec()

@@ -11,8 +11,7 @@
 //! away (timed out, disconnected) is not scored. Ties are broken by index, ascending; NaN and
 //! `-inf` scores are never returned. Knows nothing about HTTP or ids as strings.
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -23,6 +22,7 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 
 use super::model::ServingModel;
+use crate::eval::topk::TopK;
 
 /// Most queries scored in one product. Larger batches amortize reading the candidate matrix
 /// further but make the first query in a batch wait for the last.
@@ -329,91 +329,6 @@ fn mask(row: &mut [f32], excluded: &[u32], start: usize, end: usize) {
     let from = excluded.partition_point(|&i| (i as usize) < start);
     for &i in excluded[from..].iter().take_while(|&&i| (i as usize) < end) {
         row[i as usize - start] = f32::NEG_INFINITY;
-    }
-}
-
-/// A heap entry ordered so that the heap's top is the worst kept item: lowest score, then
-/// highest index.
-#[derive(Debug, Clone, Copy)]
-struct Worst(f32, u32);
-
-impl PartialEq for Worst {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Worst {}
-impl PartialOrd for Worst {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Worst {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
-    }
-}
-
-/// Scores checked per branch in [`TopK::scan`]: one vectorized compare over the chunk decides
-/// whether any of them can enter, which is rare once the heap is full.
-const SCAN_CHUNK: usize = 64;
-
-/// The K best (score, index) pairs offered so far.
-struct TopK {
-    k: usize,
-    heap: BinaryHeap<Worst>,
-    /// Score an item must beat to enter: the worst kept score once full, `-inf` before.
-    threshold: f32,
-}
-
-impl TopK {
-    fn new(k: usize) -> Self {
-        Self {
-            k,
-            heap: BinaryHeap::with_capacity(k.min(4096) + 1),
-            threshold: f32::NEG_INFINITY,
-        }
-    }
-
-    /// Offers `row[j]` as item `offset + j`, `j` ascending. Strict `>` keeps the lower index on a
-    /// tie, since lower indices are offered first; NaN and `-inf` never pass.
-    fn scan(&mut self, row: &[f32], offset: u32) {
-        if self.k == 0 {
-            return;
-        }
-        let mut base = offset;
-        for chunk in row.chunks(SCAN_CHUNK) {
-            let t = self.threshold;
-            if chunk.iter().fold(false, |a, &s| a | (s > t)) {
-                for (j, &s) in chunk.iter().enumerate() {
-                    if s > self.threshold {
-                        self.push(s, base + j as u32);
-                    }
-                }
-            }
-            base += chunk.len() as u32;
-        }
-    }
-
-    fn push(&mut self, score: f32, item: u32) {
-        self.heap.push(Worst(score, item));
-        if self.heap.len() > self.k {
-            self.heap.pop();
-        }
-        if self.heap.len() == self.k {
-            if let Some(w) = self.heap.peek() {
-                self.threshold = w.0;
-            }
-        }
-    }
-
-    /// Best first: score descending, then index ascending.
-    fn into_sorted(self) -> Ranked {
-        self.heap
-            .into_sorted_vec()
-            .into_iter()
-            .map(|w| (w.1, w.0))
-            .collect()
     }
 }
 
