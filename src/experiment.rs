@@ -91,7 +91,7 @@ pub fn git_info() -> Option<GitInfo> {
         dirty: git(&["status", "--porcelain", "--untracked-files=no"])
             .is_some_and(|s| !s.is_empty()),
         repo_url: git(&["config", "--get", "remote.origin.url"])
-            .map(|u| crate::settings::mask_uri(&u)),
+            .map(|u| crate::tracking::mask_uri(&u)),
     })
 }
 

@@ -138,7 +138,7 @@ impl EnvConfig {
                     if var.secret {
                         "****".to_string()
                     } else {
-                        mask_uri(&s)
+                        crate::tracking::mask_uri(&s)
                     }
                 });
                 (
@@ -149,27 +149,6 @@ impl EnvConfig {
                 )
             })
             .collect()
-    }
-}
-
-/// Hides a password embedded in a URI (`scheme://user:secret@host` -> `scheme://user:****@host`).
-pub fn mask_uri(s: &str) -> String {
-    let Some(scheme_end) = s.find("://") else {
-        return s.to_string();
-    };
-    let rest = &s[scheme_end + 3..];
-    let host_start = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..host_start];
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let masked = match userinfo.split_once(':') {
-                Some((user, _)) => format!("{user}:****"),
-                None => "****".to_string(),
-            };
-            format!("{}://{}@{}", &s[..scheme_end], masked, &rest[at + 1..])
-        }
-        None => s.to_string(),
     }
 }
 

@@ -92,6 +92,20 @@ impl Interactions {
         })
     }
 
+    /// A table from `(user, item, rating)` rows, for tests.
+    #[cfg(test)]
+    pub(crate) fn from_rows(rows: &[(u32, u32, f32)], n_users: usize, n_items: usize) -> Self {
+        Self::new(
+            rows.iter().map(|r| r.0).collect(),
+            rows.iter().map(|r| r.1).collect(),
+            rows.iter().map(|r| r.2).collect(),
+            None,
+            n_users,
+            n_items,
+        )
+        .expect("valid test rows")
+    }
+
     pub fn len(&self) -> usize {
         self.user.len()
     }

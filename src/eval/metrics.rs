@@ -301,15 +301,7 @@ mod tests {
     }
 
     fn table(rows: &[(u32, u32, f32)], n_users: usize, n_items: usize) -> Interactions {
-        Interactions::new(
-            rows.iter().map(|r| r.0).collect(),
-            rows.iter().map(|r| r.1).collect(),
-            rows.iter().map(|r| r.2).collect(),
-            None,
-            n_users,
-            n_items,
-        )
-        .unwrap()
+        Interactions::from_rows(rows, n_users, n_items)
     }
 
     #[test]
