@@ -277,10 +277,10 @@ impl Observer for TrackingObserver<'_> {
             return;
         };
         let step = report.iteration as i64;
-        let mut metrics = vec![
-            Metric::new("train_loss", report.train_loss, step),
-            Metric::new("iteration_seconds", report.seconds, step),
-        ];
+        let mut metrics = vec![Metric::new("iteration_seconds", report.seconds, step)];
+        if let Some(v) = report.train_loss {
+            metrics.push(Metric::new("train_loss", v, step));
+        }
         if let Some(v) = report.val_rmse {
             metrics.push(Metric::new("val_rmse", v, step));
         }
@@ -576,7 +576,9 @@ fn run_logged(
     metrics.push(Metric::new("fit_seconds", outcome.fit_seconds, 0));
     metrics.push(Metric::new("eval_seconds", outcome.eval_seconds, 0));
     for h in &outcome.history {
-        metrics.push(Metric::new("train_loss", h.train_loss, h.iteration as i64));
+        if let Some(v) = h.train_loss {
+            metrics.push(Metric::new("train_loss", v, h.iteration as i64));
+        }
     }
     let best = &outcome.points[outcome.best];
     let mut tags = vec![
@@ -666,7 +668,7 @@ fn log_pictures(
                 point_name(&r.point, implicit),
                 r.history
                     .iter()
-                    .map(|h| (h.iteration, h.train_loss, h.val_rmse))
+                    .filter_map(|h| Some((h.iteration, h.train_loss?, h.val_rmse)))
                     .collect(),
             )
         })

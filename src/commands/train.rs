@@ -53,6 +53,7 @@ fn base_params(m: &ModelArgs, seed: u64) -> AlsParams {
         })
         .max_iter(m.maxiter)
         .seed(seed)
+        .training_loss(!m.no_training_loss)
 }
 
 fn eval_settings(m: &ModelArgs) -> EvalSettings {
@@ -158,17 +159,15 @@ impl Observer for Progress {
             .val_rmse
             .map(|v| format!(" val_rmse {v:.4}"))
             .unwrap_or_default();
+        let loss = r
+            .train_loss
+            .map(|v| format!(" loss {v:.4e}"))
+            .unwrap_or_default();
         self.bar.set_message(format!(
-            "{} iter {}/{} loss {:.4e}{val}",
-            self.current, r.iteration, self.max_iter, r.train_loss
+            "{} iter {}/{}{loss}{val}",
+            self.current, r.iteration, self.max_iter
         ));
-        tracing::debug!(
-            "iteration {} loss {:.6e}{} ({:.3}s)",
-            r.iteration,
-            r.train_loss,
-            val,
-            r.seconds
-        );
+        tracing::debug!("iteration {}{loss}{val} ({:.3}s)", r.iteration, r.seconds);
     }
     fn point_finished(&mut self, index: usize, r: &PointResult) {
         self.bar.inc(1);

@@ -12,7 +12,7 @@ use super::linalg::{self, LinalgError, Real};
 use super::params::{RegScaling, Solver, ValidAlsParams};
 use super::{AlsError, AlsModel, IterationReport, Side};
 use crate::data::interactions::{Csr, Interactions};
-use ndarray::{s, Array1, Array2, ArrayViewMut1, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut1, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -119,7 +119,9 @@ fn fit_in<T: Real>(
         let start = Instant::now();
         solve_side(&setup, iteration, Side::User, &by_user, &mut users, &items)?;
         solve_side(&setup, iteration, Side::Item, &by_item, &mut items, &users)?;
-        let train_loss = objective(&setup, &by_user, &by_item, &users, &items);
+        let train_loss = params
+            .training_loss()
+            .then(|| objective(&setup, &by_user, &by_item, &users, &items));
         let val_rmse = match validation {
             Some(v) if !setup.implicit => {
                 validation_rmse(&setup, v, &by_user, &by_item, &users, &items)
@@ -137,6 +139,9 @@ fn fit_in<T: Real>(
 }
 
 /// One half-step: solves `solved` against the fixed other side, then checks it is finite.
+///
+/// Implicit feedback works in the eigenbasis of the shared Gram matrix (see [`FixedSide`]): the
+/// solved rows are rotated into it for the conjugate-gradient warm start, and back afterwards.
 fn solve_side<T: Real>(
     setup: &Setup<T>,
     iteration: usize,
@@ -145,16 +150,28 @@ fn solve_side<T: Real>(
     solved: &mut Array2<f32>,
     fixed: &Array2<f32>,
 ) -> Result<(), AlsError> {
-    let fixed = FixedSide::new(setup, fixed);
+    let non_finite = AlsError::NonFinite { iteration, side };
+    let fixed = FixedSide::new(setup, fixed).map_err(|_| non_finite.clone())?;
+    if let (Some(q), Solver::Cg) = (&fixed.rotation, setup.solver) {
+        rotate_rows(solved, q.view());
+    }
     half_step(setup, rows, &fixed, solved).map_err(|row| AlsError::NotPositiveDefinite {
         iteration,
         side,
         row,
     })?;
+    if let Some(q) = &fixed.rotation {
+        rotate_rows(solved, q.t());
+    }
     if solved.iter().any(|v| !v.is_finite()) {
-        return Err(AlsError::NonFinite { iteration, side });
+        return Err(non_finite);
     }
     Ok(())
+}
+
+/// `m ← m q`, in the stored precision.
+fn rotate_rows<T: Real>(m: &mut Array2<f32>, q: ArrayView2<'_, T>) {
+    linalg::right_multiply(m.view_mut(), q.mapv(|v| v.as_f32()).view());
 }
 
 /// Random initial factors (standard normal scaled by `INIT_SCALE / sqrt(rank)`), drawn
@@ -188,19 +205,28 @@ fn initial_factors<T: Real>(
 }
 
 /// The other side, as the solved side sees it during one half-step.
+///
+/// For implicit feedback every row's normal equations share the Gram matrix `G = YᵀY`. Written in
+/// the eigenbasis `Q` of `G` (`G = Q Λ Qᵀ`, computed once per half-step), the shared part becomes
+/// the diagonal `Λ`, so a row's system is `(Λ + λI + ṼᵀṼ) x̃ = b̃` with `Ṽ` the row's few weighted
+/// neighbours: conjugate gradient multiplies by a diagonal instead of a dense matrix, and a row
+/// with fewer neighbours than columns can be solved through its small dual system (see
+/// [`solve_dual`]). The solution is rotated back, `x = Q x̃`.
 struct FixedSide<T> {
-    /// `[y, 1]` with biases, `y` without; row-major, `k` columns.
+    /// `[y, 1]` with biases, `y` without; row-major, `k` columns; rotated by `Q` for implicit.
     vectors: Vec<T>,
     /// What the other side already explains of a rating: `mu + b_j`. Zero without biases.
     offset: Vec<T>,
-    /// Implicit only: `vectorsᵀ vectors`, row-major, both triangles.
-    gram: Option<Vec<T>>,
+    /// Implicit only: the eigenvalues `Λ` of the Gram matrix (clamped at zero).
+    eigenvalues: Option<Vec<T>>,
+    /// Implicit only: the eigenvectors `Q`, as columns.
+    rotation: Option<Array2<T>>,
     /// Implicit with biases: `vectorsᵀ offset`, subtracted from every right-hand side.
     shift: Option<Vec<T>>,
 }
 
 impl<T: Real> FixedSide<T> {
-    fn new(setup: &Setup<T>, stored: &Array2<f32>) -> Self {
+    fn new(setup: &Setup<T>, stored: &Array2<f32>) -> Result<Self, LinalgError> {
         let n = stored.nrows();
         let mut vectors = Array2::<T>::zeros((n, setup.k));
         let mut offset = Array1::<T>::zeros(n);
@@ -217,22 +243,26 @@ impl<T: Real> FixedSide<T> {
                 dst[setup.rank] = T::one();
             }
         }
-        let (gram, shift) = if setup.implicit {
-            let gram = linalg::gram(vectors.view()).iter().copied().collect();
-            let shift = setup
+        let (mut eigenvalues, mut rotation, mut shift) = (None, None, None);
+        if setup.implicit {
+            let gram = linalg::gram_blocked(vectors.view()).mapv(|v| v.as_f64());
+            let (values, q) = linalg::symmetric_eigen(gram)?;
+            let q = q.mapv(T::of_f64);
+            linalg::right_multiply(vectors.view_mut(), q.view());
+            eigenvalues = Some(values.iter().map(|&v| T::of_f64(v.max(0.0))).collect());
+            rotation = Some(q);
+            shift = setup
                 .biases
                 .then(|| linalg::gram_vec(vectors.view(), offset.view()));
-            (Some(gram), shift)
-        } else {
-            (None, None)
-        };
+        }
         // Freshly built arrays are row-major from offset 0, so the raw vectors are the rows.
-        Self {
+        Ok(Self {
             vectors: vectors.into_raw_vec_and_offset().0,
             offset: offset.into_raw_vec_and_offset().0,
-            gram,
+            eigenvalues,
+            rotation,
             shift,
-        }
+        })
     }
 }
 
@@ -248,6 +278,10 @@ struct Workspace<T> {
     b: Vec<T>,
     a64: Vec<f64>,
     b64: Vec<f64>,
+    /// The dual path's column scales, `β` and `Uᵀγ`.
+    scale: Vec<f64>,
+    beta64: Vec<f64>,
+    x64: Vec<f64>,
     x: Vec<T>,
     r: Vec<T>,
     p: Vec<T>,
@@ -264,6 +298,9 @@ impl<T: Real> Workspace<T> {
             b: vec![T::zero(); k],
             a64: vec![0.0; k * k],
             b64: vec![0.0; k],
+            scale: vec![0.0; k],
+            beta64: vec![0.0; k],
+            x64: vec![0.0; k],
             x: vec![T::zero(); k],
             r: vec![T::zero(); k],
             p: vec![T::zero(); k],
@@ -361,10 +398,36 @@ fn solve_row<T: Real>(
     let lambda = setup.lambda(count);
     let w = &ws.w[..n * k];
     if cholesky {
+        if n < k && lambda.as_f64() > 0.0 {
+            let Workspace {
+                w,
+                b,
+                a,
+                a64,
+                b64,
+                scale,
+                beta64,
+                x64,
+                ..
+            } = ws;
+            let dual = Dual {
+                m: a,
+                m64: a64,
+                gamma: b64,
+                scale,
+                beta: beta64,
+                x: x64,
+            };
+            let eigenvalues = fixed.eigenvalues.as_deref();
+            return solve_dual(w, n, k, b, eigenvalues, lambda, dual, z);
+        }
         let a = &mut ws.a[..];
-        let beta = match &fixed.gram {
-            Some(g) => {
-                a.copy_from_slice(g);
+        let beta = match &fixed.eigenvalues {
+            Some(values) => {
+                a.fill(T::zero());
+                for (i, &v) in values.iter().enumerate() {
+                    a[i * k + i] = v;
+                }
                 T::one()
             }
             None => T::zero(),
@@ -384,6 +447,7 @@ fn solve_row<T: Real>(
         for i in 0..k {
             a64[i * k + i] += lambda;
         }
+
         linalg::cholesky_solve(a64, b64)?;
         for (zi, &bi) in z.iter_mut().zip(b64.iter()) {
             *zi = bi as f32;
@@ -406,11 +470,23 @@ fn solve_row<T: Real>(
         *xi = T::of_f32(zi);
     }
     let apply = |v: &[T], out: &mut [T], tmp: &mut [T]| -> Result<(), LinalgError> {
-        match &fixed.gram {
-            Some(g) => linalg::mat_vec(g, k, k, v, out)?,
+        match &fixed.eigenvalues {
+            Some(values) => {
+                for ((o, &vi), &e) in out.iter_mut().zip(v).zip(values) {
+                    *o = e * vi;
+                }
+            }
             None => out.fill(T::zero()),
         }
         linalg::axpy(lambda, v, out);
+        if n < k {
+            // A handful of neighbours: row by row, without a BLAS call per product.
+            for ((row, ti), &di) in w.chunks_exact(k).zip(tmp.iter_mut()).zip(d) {
+                *ti = di * linalg::dot(row, v);
+                linalg::axpy(*ti, row, out);
+            }
+            return Ok(());
+        }
         linalg::mat_vec(w, n, k, v, tmp)?;
         for (ti, &di) in tmp.iter_mut().zip(d) {
             *ti *= di;
@@ -448,6 +524,85 @@ fn solve_row<T: Real>(
     }
     for (zi, &xi) in z.iter_mut().zip(x.iter()) {
         *zi = xi.as_f32();
+    }
+    Ok(())
+}
+
+/// Buffers of [`solve_dual`]: `m` holds at least `n × n`, `m64` at least `n × n`, `gamma` at
+/// least `n`, `scale`, `beta` and `x` `k`.
+struct Dual<'a, T> {
+    m: &'a mut [T],
+    m64: &'a mut [f64],
+    gamma: &'a mut [f64],
+    scale: &'a mut [f64],
+    beta: &'a mut [f64],
+    x: &'a mut [f64],
+}
+
+/// Solves `(D + WᵀW) x = b` for a row with fewer neighbours `n` than columns `k`, where `D` is
+/// diagonal and positive (`λI`, plus the Gram eigenvalues for implicit), through the `n × n`
+/// dual system (push-through identity): with `U = W D^-1/2` and `β = D^-1/2 b`,
+/// `x = D^-1/2 (β - Uᵀ γ)` where `(I + UUᵀ) γ = U β`. The same solution as the `k × k`
+/// factorization for `n² k + n³/3` instead of `n k² + k³/3` operations. `I + UUᵀ` has every
+/// eigenvalue at least 1, so it is well conditioned; as in the primal path the product runs in
+/// the working precision and the factorization in f64. Overwrites `w` with `U`.
+#[allow(clippy::too_many_arguments)]
+fn solve_dual<T: Real>(
+    w: &mut [T],
+    n: usize,
+    k: usize,
+    b: &[T],
+    eigenvalues: Option<&[T]>,
+    lambda: T,
+    buf: Dual<'_, T>,
+    mut z: ArrayViewMut1<'_, f32>,
+) -> Result<(), LinalgError> {
+    let lambda = lambda.as_f64();
+    let (u, m, m64, gamma) = (
+        &mut w[..n * k],
+        &mut buf.m[..n * n],
+        &mut buf.m64[..n * n],
+        &mut buf.gamma[..n],
+    );
+    let (scale, beta, x) = (&mut buf.scale[..k], &mut buf.beta[..k], &mut buf.x[..k]);
+    for (i, s) in scale.iter_mut().enumerate() {
+        let d = lambda + eigenvalues.map_or(0.0, |v| v[i].as_f64());
+        *s = 1.0 / d.sqrt();
+    }
+    for urow in u.chunks_exact_mut(k) {
+        for (ui, &si) in urow.iter_mut().zip(scale.iter()) {
+            *ui = T::of_f64(ui.as_f64() * si);
+        }
+    }
+    for ((bi, &b), &si) in beta.iter_mut().zip(b).zip(scale.iter()) {
+        *bi = b.as_f64() * si;
+    }
+    linalg::outer_upper_into(u, n, k, m)?;
+    for (d, &s) in m64.iter_mut().zip(m.iter()) {
+        *d = s.as_f64();
+    }
+    for (t, g) in gamma.iter_mut().enumerate() {
+        m64[t * n + t] += 1.0;
+        *g = u[t * k..(t + 1) * k]
+            .iter()
+            .zip(beta.iter())
+            .map(|(&ui, &bi)| ui.as_f64() * bi)
+            .sum();
+    }
+    linalg::cholesky_solve(m64, gamma)?;
+    x.fill(0.0);
+    for (urow, &g) in u.chunks_exact(k).zip(gamma.iter()) {
+        for (xi, &ui) in x.iter_mut().zip(urow) {
+            *xi += ui.as_f64() * g;
+        }
+    }
+    for (((zi, &xi), &bi), &si) in z
+        .iter_mut()
+        .zip(x.iter())
+        .zip(beta.iter())
+        .zip(scale.iter())
+    {
+        *zi = ((bi - xi) * si) as f32;
     }
     Ok(())
 }
@@ -501,8 +656,8 @@ fn objective<T: Real>(
     // Implicit: the squared predictions over all pairs, Σ_u Σ_i (ẑ_u · ŷ_i)², equal the
     // Frobenius product of the two Gram matrices; observed pairs then correct their own terms.
     let all_pairs = if setup.implicit {
-        let zu = linalg::gram(widened(users, rank, biases, false).view());
-        let yi = linalg::gram(widened(items, rank, biases, true).view());
+        let zu = linalg::gram_blocked(widened(users, rank, biases, false).view());
+        let yi = linalg::gram_blocked(widened(items, rank, biases, true).view());
         zu.iter().zip(yi.iter()).map(|(a, b)| a * b).sum::<f64>()
     } else {
         0.0
@@ -635,7 +790,10 @@ mod tests {
 
     fn losses(params: &ValidAlsParams, train: &Interactions) -> Vec<f64> {
         let mut out = Vec::new();
-        fit(params, train, None, &mut |r| out.push(r.train_loss)).unwrap();
+        fit(params, train, None, &mut |r| {
+            out.push(r.train_loss.unwrap())
+        })
+        .unwrap();
         out
     }
 
@@ -760,12 +918,17 @@ mod tests {
 
     /// The formulation, checked in double precision to 1e-6; the production precision (f32
     /// neighbour vectors and Gram matrix, f64 factorization) to 1e-5 relative.
+    ///
+    /// Rank 4 mixes rows solved through the `k × k` system (at least `k` neighbours) with rows
+    /// solved through the dual one; at rank 12 every row (at most 9 neighbours) takes the dual.
     fn check_half_step_matches_reference(params: AlsParams) {
-        let params = params.rank(4).check().unwrap();
-        let (abs, _) = half_step_error::<f64>(&params);
-        assert!(abs < 1e-6, "f64: {abs} ({params:?})");
-        let (_, rel) = half_step_error::<Acc>(&params);
-        assert!(rel < 1e-5, "{rel} ({params:?})");
+        for rank in [4, 12] {
+            let params = params.clone().rank(rank).check().unwrap();
+            let (abs, _) = half_step_error::<f64>(&params);
+            assert!(abs < 1e-6, "f64: {abs} ({params:?})");
+            let (_, rel) = half_step_error::<Acc>(&params);
+            assert!(rel < 1e-5, "{rel} ({params:?})");
+        }
     }
 
     #[test]
@@ -809,6 +972,27 @@ mod tests {
         let want = reference_user(&params, &train, &items, 0.0, 0);
         for (got, want) in users.row(0).iter().zip(&want) {
             assert!((*got as f64 - want).abs() < 1e-6, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn turning_the_training_loss_off_changes_nothing_else() {
+        let train = random_table(4, 20, 15, 0.3);
+        for base in [
+            AlsParams::new().rank(5).biases(true),
+            AlsParams::new().rank(5).implicit(true).solver(Solver::Cg),
+        ] {
+            let mut with = Vec::new();
+            let mut without = Vec::new();
+            let on = fit(&base.clone().check().unwrap(), &train, None, &mut |r| {
+                with.push(r.train_loss)
+            })
+            .unwrap();
+            let off = base.training_loss(false).check().unwrap();
+            let off = fit(&off, &train, None, &mut |r| without.push(r.train_loss)).unwrap();
+            assert_eq!(on, off);
+            assert!(with.iter().all(Option::is_some));
+            assert!(without.iter().all(Option::is_none));
         }
     }
 
