@@ -2,6 +2,7 @@
 //! Python client, a real `mlflow server` over REST, concurrency, failures before training.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -367,6 +368,11 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // `mlflow server` starts uvicorn and job workers as children: end its whole process
+        // group, or they outlive the test run.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -381,6 +387,7 @@ fn start_server() -> Server {
         .port();
     let mlflow = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/mlflow");
     let child = Command::new(mlflow)
+        .process_group(0)
         .args(["server", "--backend-store-uri"])
         .arg(format!("sqlite:///{}/mlflow.db", dir.path().display()))
         .arg("--artifacts-destination")

@@ -17,6 +17,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::time::Instant;
 
 /// Precision of the gathered neighbour vectors, the Gram matrices (syrk) and conjugate gradient.
@@ -117,8 +118,22 @@ fn fit_in<T: Real>(
 
     for iteration in 1..=params.max_iter() {
         let start = Instant::now();
-        solve_side(&setup, iteration, Side::User, &by_user, &mut users, &items)?;
-        solve_side(&setup, iteration, Side::Item, &by_item, &mut items, &users)?;
+        solve_side(
+            &setup,
+            iteration,
+            Side::User,
+            &by_user,
+            &mut users,
+            &mut items,
+        )?;
+        solve_side(
+            &setup,
+            iteration,
+            Side::Item,
+            &by_item,
+            &mut items,
+            &mut users,
+        )?;
         let train_loss = params
             .training_loss()
             .then(|| objective(&setup, &by_user, &by_item, &users, &items));
@@ -141,14 +156,17 @@ fn fit_in<T: Real>(
 /// One half-step: solves `solved` against the fixed other side, then checks it is finite.
 ///
 /// Implicit feedback works in the eigenbasis of the shared Gram matrix (see [`FixedSide`]): the
-/// solved rows are rotated into it for the conjugate-gradient warm start, and back afterwards.
+/// solved rows are rotated into it for the conjugate-gradient warm start. Without biases the
+/// fixed side is stored rotated too, so the solution is already in the two sides' common basis
+/// (predictions are dot products, unchanged by a common rotation); with biases, whose column must
+/// stay put, the solution is rotated back.
 fn solve_side<T: Real>(
     setup: &Setup<T>,
     iteration: usize,
     side: Side,
     rows: &Csr,
     solved: &mut Array2<f32>,
-    fixed: &Array2<f32>,
+    fixed: &mut Array2<f32>,
 ) -> Result<(), AlsError> {
     let non_finite = AlsError::NonFinite { iteration, side };
     let fixed = FixedSide::new(setup, fixed).map_err(|_| non_finite.clone())?;
@@ -160,7 +178,7 @@ fn solve_side<T: Real>(
         side,
         row,
     })?;
-    if let Some(q) = &fixed.rotation {
+    if let (Some(q), false) = (&fixed.rotation, fixed.shared_basis) {
         rotate_rows(solved, q.t());
     }
     if solved.iter().any(|v| !v.is_finite()) {
@@ -174,8 +192,9 @@ fn rotate_rows<T: Real>(m: &mut Array2<f32>, q: ArrayView2<'_, T>) {
     linalg::right_multiply(m.view_mut(), q.mapv(|v| v.as_f32()).view());
 }
 
-/// Random initial factors (standard normal scaled by `INIT_SCALE / sqrt(rank)`), drawn
-/// sequentially so they depend on the seed only. Rows without ratings and the bias column
+/// Random initial factors (standard normal scaled by `INIT_SCALE / sqrt(rank)`). Each row draws
+/// from its own ChaCha stream (seed, side, row), so rows are filled in parallel and the values
+/// depend on the seed only, not on the thread count. Rows without ratings and the bias column
 /// start at zero.
 fn initial_factors<T: Real>(
     setup: &Setup<T>,
@@ -184,24 +203,24 @@ fn initial_factors<T: Real>(
     seed: u64,
 ) -> (Array2<f32>, Array2<f32>) {
     const INIT_SCALE: f32 = 1.0;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let scale = INIT_SCALE / (setup.rank as f32).sqrt();
-    let mut draw = |rows: &Csr| {
+    let draw = |rows: &Csr, side: u64| {
         let mut m = Array2::<f32>::zeros((rows.n_rows, setup.k));
-        for (r, mut row) in m.axis_iter_mut(Axis(0)).enumerate() {
-            for v in row.slice_mut(s![..setup.rank]) {
-                let z: f32 = StandardNormal.sample(&mut rng);
-                *v = z * scale;
-            }
-            if rows.row_len(r) == 0 {
-                row.fill(0.0);
-            }
-        }
+        m.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .filter(|(r, _)| rows.row_len(*r) > 0)
+            .for_each(|(r, mut row)| {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                rng.set_stream((side << 40) | r as u64);
+                for v in row.slice_mut(s![..setup.rank]) {
+                    let z: f32 = StandardNormal.sample(&mut rng);
+                    *v = z * scale;
+                }
+            });
         m
     };
-    let items = draw(by_item);
-    let users = draw(by_user);
-    (users, items)
+    (draw(by_user, 0), draw(by_item, 1))
 }
 
 /// The other side, as the solved side sees it during one half-step.
@@ -212,21 +231,61 @@ fn initial_factors<T: Real>(
 /// neighbours: conjugate gradient multiplies by a diagonal instead of a dense matrix, and a row
 /// with fewer neighbours than columns can be solved through its small dual system (see
 /// [`solve_dual`]). The solution is rotated back, `x = Q x̃`.
-struct FixedSide<T> {
+struct FixedSide<'a, T: Clone> {
     /// `[y, 1]` with biases, `y` without; row-major, `k` columns; rotated by `Q` for implicit.
-    vectors: Vec<T>,
+    /// Without biases, in f32, the stored factors themselves.
+    vectors: Cow<'a, [T]>,
     /// What the other side already explains of a rating: `mu + b_j`. Zero without biases.
     offset: Vec<T>,
     /// Implicit only: the eigenvalues `Λ` of the Gram matrix (clamped at zero).
     eigenvalues: Option<Vec<T>>,
     /// Implicit only: the eigenvectors `Q`, as columns.
     rotation: Option<Array2<T>>,
+    /// The stored fixed side was rotated as well (implicit without biases).
+    shared_basis: bool,
     /// Implicit with biases: `vectorsᵀ offset`, subtracted from every right-hand side.
     shift: Option<Vec<T>>,
 }
 
-impl<T: Real> FixedSide<T> {
-    fn new(setup: &Setup<T>, stored: &Array2<f32>) -> Result<Self, LinalgError> {
+impl<'a, T: Real> FixedSide<'a, T> {
+    /// Without biases (implicit), rotates `stored` itself into the eigenbasis.
+    fn new(setup: &Setup<T>, stored: &'a mut Array2<f32>) -> Result<Self, LinalgError> {
+        if setup.biases {
+            return Self::with_biases(setup, stored);
+        }
+        let n = stored.nrows();
+        let (mut eigenvalues, mut rotation) = (None, None);
+        if setup.implicit {
+            let gram = match stored.as_slice().and_then(T::view_f32) {
+                Some(v) => linalg::gram_blocked(
+                    ArrayView2::from_shape(stored.dim(), v).map_err(|_| LinalgError::Shape)?,
+                ),
+                None => linalg::gram_blocked(stored.mapv(T::of_f32).view()),
+            };
+            let (values, q) = linalg::symmetric_eigen(gram.mapv(|v| v.as_f64()))?;
+            let q = q.mapv(T::of_f64);
+            rotate_rows(stored, q.view());
+            eigenvalues = Some(values.iter().map(|&v| T::of_f64(v.max(0.0))).collect());
+            rotation = Some(q);
+        }
+        let stored: &'a Array2<f32> = stored;
+        let vectors = match stored.as_slice().and_then(T::view_f32) {
+            Some(v) => Cow::Borrowed(v),
+            None => Cow::Owned(stored.iter().map(|&v| T::of_f32(v)).collect()),
+        };
+        Ok(Self {
+            vectors,
+            offset: vec![T::zero(); n],
+            eigenvalues,
+            rotation,
+            shared_basis: setup.implicit,
+            shift: None,
+        })
+    }
+
+    /// With biases the solved side sees `[y, 1]` and the offset `mu + b_j`: a copy, rotated
+    /// (implicit) without touching the stored factors, whose bias column must stay put.
+    fn with_biases(setup: &Setup<T>, stored: &Array2<f32>) -> Result<Self, LinalgError> {
         let n = stored.nrows();
         let mut vectors = Array2::<T>::zeros((n, setup.k));
         let mut offset = Array1::<T>::zeros(n);
@@ -238,10 +297,8 @@ impl<T: Real> FixedSide<T> {
             for (d, &s) in dst.iter_mut().zip(src.iter()) {
                 *d = T::of_f32(s);
             }
-            if setup.biases {
-                *off = T::of_f32(setup.mu + src[setup.rank]);
-                dst[setup.rank] = T::one();
-            }
+            *off = T::of_f32(setup.mu + src[setup.rank]);
+            dst[setup.rank] = T::one();
         }
         let (mut eigenvalues, mut rotation, mut shift) = (None, None, None);
         if setup.implicit {
@@ -251,16 +308,15 @@ impl<T: Real> FixedSide<T> {
             linalg::right_multiply(vectors.view_mut(), q.view());
             eigenvalues = Some(values.iter().map(|&v| T::of_f64(v.max(0.0))).collect());
             rotation = Some(q);
-            shift = setup
-                .biases
-                .then(|| linalg::gram_vec(vectors.view(), offset.view()));
+            shift = Some(linalg::gram_vec(vectors.view(), offset.view()));
         }
         // Freshly built arrays are row-major from offset 0, so the raw vectors are the rows.
         Ok(Self {
-            vectors: vectors.into_raw_vec_and_offset().0,
+            vectors: Cow::Owned(vectors.into_raw_vec_and_offset().0),
             offset: offset.into_raw_vec_and_offset().0,
             eigenvalues,
             rotation,
+            shared_basis: false,
             shift,
         })
     }
@@ -902,7 +958,7 @@ mod tests {
                 *v = 0.1 * j as f32 - 0.3;
             }
         }
-        solve_side(&setup, 1, Side::User, &by_user, &mut users, &items).unwrap();
+        solve_side(&setup, 1, Side::User, &by_user, &mut users, &mut items).unwrap();
         let (mut abs, mut rel) = (0.0f64, 0.0f64);
         for u in 0..users.nrows() {
             let want = reference_user(params, &train, &items, mu as f64, u);
@@ -967,8 +1023,8 @@ mod tests {
         let params = params.check().unwrap();
         let setup = Setup::<Acc>::new(&params, 0.0);
         let (by_user, by_item) = (train.by_user(), train.by_item());
-        let (mut users, items) = initial_factors(&setup, &by_user, &by_item, 9);
-        solve_side(&setup, 1, Side::User, &by_user, &mut users, &items).unwrap();
+        let (mut users, mut items) = initial_factors(&setup, &by_user, &by_item, 9);
+        solve_side(&setup, 1, Side::User, &by_user, &mut users, &mut items).unwrap();
         let want = reference_user(&params, &train, &items, 0.0, 0);
         for (got, want) in users.row(0).iter().zip(&want) {
             assert!((*got as f64 - want).abs() < 1e-6, "{got} vs {want}");
@@ -1168,8 +1224,8 @@ mod tests {
         let by_user = train.by_user();
         let mut users = Array2::<f32>::ones((2, 2));
         // Item 2's vector is zero, so user 1's normal equations are all zeros.
-        let items = ndarray::array![[1.0f32, 0.5], [0.2, 1.0], [0.0, 0.0]];
-        let err = solve_side(&setup, 4, Side::User, &by_user, &mut users, &items).unwrap_err();
+        let mut items = ndarray::array![[1.0f32, 0.5], [0.2, 1.0], [0.0, 0.0]];
+        let err = solve_side(&setup, 4, Side::User, &by_user, &mut users, &mut items).unwrap_err();
         assert_eq!(
             err,
             AlsError::NotPositiveDefinite {

@@ -33,9 +33,8 @@ pub(crate) trait Real:
         beta: Self,
         c: &mut [Self],
     ) -> bool;
-    /// `x ← L⁻¹x` (or `L⁻ᵀx` with `transpose`) for the lower triangle `L` of column-major
-    /// `l` (`n × n`, `n = x.len()`); `false` if the lengths do not match.
-    fn trsv(l: &[Self], transpose: bool, x: &mut [Self]) -> bool;
+    /// `a` itself when `Self` is f32 (no copy needed), else `None`.
+    fn view_f32(a: &[f32]) -> Option<&[Self]>;
 }
 
 impl Real for f32 {
@@ -64,8 +63,8 @@ impl Real for f32 {
     ) -> bool {
         ffi::ssyrk(w, rows, cols, product, beta, c)
     }
-    fn trsv(l: &[Self], transpose: bool, x: &mut [Self]) -> bool {
-        ffi::strsv(l, transpose, x)
+    fn view_f32(a: &[f32]) -> Option<&[Self]> {
+        Some(a)
     }
 }
 
@@ -95,8 +94,8 @@ impl Real for f64 {
     ) -> bool {
         ffi::dsyrk(w, rows, cols, product, beta, c)
     }
-    fn trsv(l: &[Self], transpose: bool, x: &mut [Self]) -> bool {
-        ffi::dtrsv(l, transpose, x)
+    fn view_f32(_: &[f32]) -> Option<&[Self]> {
+        None
     }
 }
 
@@ -118,11 +117,8 @@ mod ffi {
 
     const ROW_MAJOR: c_int = 101;
     const UPPER: c_int = 121;
-    const COL_MAJOR: c_int = 102;
     const NO_TRANS: c_int = 111;
     const TRANS: c_int = 112;
-    const LOWER: c_int = 122;
-    const NON_UNIT: c_int = 131;
 
     extern "C" {
         fn openblas_set_num_threads(num_threads: c_int);
@@ -138,28 +134,6 @@ mod ffi {
             beta: f32,
             c: *mut f32,
             ldc: c_int,
-        );
-        fn cblas_strsv(
-            layout: c_int,
-            uplo: c_int,
-            trans: c_int,
-            diag: c_int,
-            n: c_int,
-            a: *const f32,
-            lda: c_int,
-            x: *mut f32,
-            incx: c_int,
-        );
-        fn cblas_dtrsv(
-            layout: c_int,
-            uplo: c_int,
-            trans: c_int,
-            diag: c_int,
-            n: c_int,
-            a: *const f64,
-            lda: c_int,
-            x: *mut f64,
-            incx: c_int,
         );
         fn cblas_dsyrk(
             layout: c_int,
@@ -271,60 +245,6 @@ mod ffi {
         }
         true
     }
-
-    /// OpenBLAS's `(n, trans)` for a triangular solve with `l` (`n × n`) and `x` (`n`), or
-    /// `None` when the lengths do not match.
-    fn trsv_dims(l_len: usize, x_len: usize, transpose: bool) -> Option<(c_int, c_int)> {
-        let n = c_int::try_from(x_len).ok().filter(|&n| n > 0)?;
-        (Some(l_len) == x_len.checked_mul(x_len))
-            .then_some((n, if transpose { TRANS } else { NO_TRANS }))
-    }
-
-    /// `x ← L⁻¹x` or `L⁻ᵀx`, `L` the lower triangle of column-major `l`. Level-2 BLAS keeps
-    /// its work space on the stack, so parallel callers do not contend for OpenBLAS's buffer
-    /// pool as they do with the level-3 solve inside LAPACK's `potrs`.
-    pub fn strsv(l: &[f32], transpose: bool, x: &mut [f32]) -> bool {
-        let Some((n, trans)) = trsv_dims(l.len(), x.len(), transpose) else {
-            return false;
-        };
-        // SAFETY: `trsv_dims` checked that `l` holds `n × n` and `x` `n` elements.
-        unsafe {
-            cblas_strsv(
-                COL_MAJOR,
-                LOWER,
-                trans,
-                NON_UNIT,
-                n,
-                l.as_ptr(),
-                n,
-                x.as_mut_ptr(),
-                1,
-            )
-        }
-        true
-    }
-
-    /// As [`strsv`], in double precision.
-    pub fn dtrsv(l: &[f64], transpose: bool, x: &mut [f64]) -> bool {
-        let Some((n, trans)) = trsv_dims(l.len(), x.len(), transpose) else {
-            return false;
-        };
-        // SAFETY: as in `strsv`.
-        unsafe {
-            cblas_dtrsv(
-                COL_MAJOR,
-                LOWER,
-                trans,
-                NON_UNIT,
-                n,
-                l.as_ptr(),
-                n,
-                x.as_mut_ptr(),
-                1,
-            )
-        }
-        true
-    }
 }
 
 /// Keeps OpenBLAS single-threaded. ALS solves many small systems in parallel with rayon; a BLAS
@@ -381,8 +301,8 @@ pub(crate) fn gram_upper_into<T: Real>(
 }
 
 /// Up to this many rows, [`outer_upper_into`] forms `wwᵀ` from dot products: a BLAS call per
-/// tiny product costs more than the product, and OpenBLAS's per-call buffer allocation makes
-/// parallel callers contend (measured: 0.6 µs per 7 × 64 syrk against 0.2 µs of dot products).
+/// tiny product costs more than the product (OpenBLAS takes a work buffer from a shared, locked
+/// pool on every syrk call; measured 0.6 µs per 7 × 64 syrk against 0.2 µs of dot products).
 const SMALL_OUTER: usize = 12;
 
 /// The upper triangle (row-major) of `out = wwᵀ` (`n × n`) for row-major `w` (`n × k`): the
@@ -494,14 +414,8 @@ pub(crate) fn cholesky_solve<T: Real>(a: &mut [T], b: &mut [T]) -> Result<(), Li
     let layout = MatrixLayout::F { col: k, lda: k };
     <T as Lapack>::cholesky(layout, UPLO::Lower, a)
         .map_err(|_| LinalgError::NotPositiveDefinite)?;
-    // Two triangular solves (BLAS level 2) rather than LAPACK's `potrs`, whose level-3 solves
-    // take a buffer from OpenBLAS's shared pool on every call: with many small systems solved
-    // in parallel that pool is contended (measured 3x slower per 7 × 7 system on two threads).
-    if T::trsv(a, false, b) && T::trsv(a, true, b) {
-        Ok(())
-    } else {
-        Err(LinalgError::Shape)
-    }
+    <T as Lapack>::solve_cholesky(layout, UPLO::Lower, a, b)
+        .map_err(|_| LinalgError::NotPositiveDefinite)
 }
 
 /// Dot product with eight independent partial sums, so the compiler can vectorize it; the order
