@@ -230,7 +230,8 @@ fn initial_factors<T: Real>(
 /// the diagonal `Λ`, so a row's system is `(Λ + λI + ṼᵀṼ) x̃ = b̃` with `Ṽ` the row's few weighted
 /// neighbours: conjugate gradient multiplies by a diagonal instead of a dense matrix, and a row
 /// with fewer neighbours than columns can be solved through its small dual system (see
-/// [`solve_dual`]). The solution is rotated back, `x = Q x̃`.
+/// [`solve_dual`]). Without biases the stored fixed side is rotated too, and the solution stays
+/// in that basis; with biases it is rotated back, `x = Q x̃`.
 struct FixedSide<'a, T: Clone> {
     /// `[y, 1]` with biases, `y` without; row-major, `k` columns; rotated by `Q` for implicit.
     /// Without biases, in f32, the stored factors themselves.
@@ -262,10 +263,9 @@ impl<'a, T: Real> FixedSide<'a, T> {
                 ),
                 None => linalg::gram_blocked(stored.mapv(T::of_f32).view()),
             };
-            let (values, q) = linalg::symmetric_eigen(gram.mapv(|v| v.as_f64()))?;
-            let q = q.mapv(T::of_f64);
+            let (values, q) = eigenbasis(gram)?;
             rotate_rows(stored, q.view());
-            eigenvalues = Some(values.iter().map(|&v| T::of_f64(v.max(0.0))).collect());
+            eigenvalues = Some(values);
             rotation = Some(q);
         }
         let stored: &'a Array2<f32> = stored;
@@ -302,11 +302,9 @@ impl<'a, T: Real> FixedSide<'a, T> {
         }
         let (mut eigenvalues, mut rotation, mut shift) = (None, None, None);
         if setup.implicit {
-            let gram = linalg::gram_blocked(vectors.view()).mapv(|v| v.as_f64());
-            let (values, q) = linalg::symmetric_eigen(gram)?;
-            let q = q.mapv(T::of_f64);
+            let (values, q) = eigenbasis(linalg::gram_blocked(vectors.view()))?;
             linalg::right_multiply(vectors.view_mut(), q.view());
-            eigenvalues = Some(values.iter().map(|&v| T::of_f64(v.max(0.0))).collect());
+            eigenvalues = Some(values);
             rotation = Some(q);
             shift = Some(linalg::gram_vec(vectors.view(), offset.view()));
         }
@@ -320,6 +318,14 @@ impl<'a, T: Real> FixedSide<'a, T> {
             shift,
         })
     }
+}
+
+/// Eigenvalues (clamped at zero: the Gram matrix is positive semi-definite, rounding aside) and
+/// eigenvectors of a Gram matrix, decomposed in f64.
+fn eigenbasis<T: Real>(gram: Array2<T>) -> Result<(Vec<T>, Array2<T>), LinalgError> {
+    let (values, q) = linalg::symmetric_eigen(gram.mapv(|v| v.as_f64()))?;
+    let values = values.iter().map(|&v| T::of_f64(v.max(0.0))).collect();
+    Ok((values, q.mapv(T::of_f64)))
 }
 
 /// Per-thread buffers, grown to the longest row seen.
