@@ -2,9 +2,10 @@
 //! ndarray-linalg, backed by OpenBLAS, plus the two OpenBLAS entry points they lack, declared
 //! here: the symmetric rank-k update and the thread-count switch).
 //!
-//! Small dense kernels over row-major buffers: Gram matrices, matrix-vector products, a Cholesky
-//! factor-and-solve, and the dot/axpy helpers the conjugate-gradient loop needs. It knows nothing
-//! about ratings, users or items.
+//! Small dense kernels over row-major buffers: Gram matrices (`wᵀw` and `wwᵀ`, and a blocked
+//! parallel `aᵀa` for whole factor matrices), matrix-vector products, a Cholesky factor-and-solve,
+//! a symmetric eigensolver, a blocked right multiplication, and the dot/axpy helpers the
+//! conjugate-gradient loop needs. It knows nothing about ratings, users or items.
 
 use ndarray::linalg::{general_mat_mul, general_mat_vec_mul};
 use ndarray::{
