@@ -21,10 +21,10 @@ use rand::Rng;
 use super::md5::md5_hex;
 use super::yaml::{self, Yaml};
 use super::{
-    copy_tree, join_artifact_path, normalize_batch, now_ms, path_to_file_uri, search,
-    validate_artifact_path, validate_dataset, validate_experiment_name, validate_key, walk_files,
-    ArtifactEntry, Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo, RunQuery,
-    RunStatus, Tag, Tracker, TrackingError, TrackingUri, TAG_DATASET_CONTEXT, TAG_NOTE,
+    copy_tree, experiment_tags, join_artifact_path, normalize_batch, now_ms, path_to_file_uri,
+    search, validate_artifact_path, validate_dataset, validate_experiment_name, validate_key,
+    walk_files, ArtifactEntry, Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo,
+    RunQuery, RunStatus, Tag, Tracker, TrackingError, TrackingUri, TAG_DATASET_CONTEXT,
     TAG_RUN_NAME,
 };
 
@@ -452,14 +452,7 @@ impl Tracker for FileStore {
                 reason: "MLflow's file store cannot look up names containing `'`".into(),
             });
         }
-        let mut wanted: Vec<Tag> = tags.to_vec();
-        if let Some(d) = description {
-            wanted.retain(|t| t.key != TAG_NOTE);
-            wanted.push(Tag::new(TAG_NOTE, d));
-        }
-        for t in &wanted {
-            validate_key("tag", &t.key)?;
-        }
+        let wanted = experiment_tags(tags, description)?;
         let exp = match self.find_experiment(name)? {
             Some(e) => e,
             None => {

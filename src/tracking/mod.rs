@@ -916,6 +916,23 @@ pub(crate) fn normalize_batch(run_id: &str, batch: &Batch) -> Result<Batch, Trac
     })
 }
 
+/// The tags a new experiment gets: `tags`, with `description` as its note (replacing any note
+/// among them), every key checked.
+pub(crate) fn experiment_tags(
+    tags: &[Tag],
+    description: Option<&str>,
+) -> Result<Vec<Tag>, TrackingError> {
+    let mut wanted: Vec<Tag> = tags.to_vec();
+    if let Some(d) = description {
+        wanted.retain(|t| t.key != TAG_NOTE);
+        wanted.push(Tag::new(TAG_NOTE, d));
+    }
+    for t in &wanted {
+        validate_key("tag", &t.key)?;
+    }
+    Ok(wanted)
+}
+
 pub(crate) fn validate_experiment_name(name: &str) -> Result<(), TrackingError> {
     let bad = |reason: &str| TrackingError::InvalidExperimentName {
         name: name.to_string(),

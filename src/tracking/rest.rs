@@ -22,10 +22,10 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Value};
 
 use super::{
-    join_artifact_path, mask_uri, normalize_batch, validate_artifact_path, validate_dataset,
-    validate_experiment_name, validate_key, walk_files, ArtifactEntry, Batch, DatasetInput,
+    experiment_tags, join_artifact_path, mask_uri, normalize_batch, validate_artifact_path,
+    validate_dataset, validate_experiment_name, walk_files, ArtifactEntry, Batch, DatasetInput,
     Experiment, Metric, NewRun, Param, Run, RunInfo, RunQuery, RunStatus, Tag, Tracker,
-    TrackingError, TrackingSettings, TAG_DATASET_CONTEXT, TAG_NOTE,
+    TrackingError, TrackingSettings, TAG_DATASET_CONTEXT,
 };
 
 /// Statuses worth retrying, as MLflow's client (`mlflow/utils/rest_utils.py`).
@@ -537,14 +537,7 @@ impl Tracker for RestStore {
         tags: &[Tag],
     ) -> Result<String, TrackingError> {
         validate_experiment_name(name)?;
-        let mut wanted: Vec<Tag> = tags.to_vec();
-        if let Some(d) = description {
-            wanted.retain(|t| t.key != TAG_NOTE);
-            wanted.push(Tag::new(TAG_NOTE, d));
-        }
-        for t in &wanted {
-            validate_key("tag", &t.key)?;
-        }
+        let wanted = experiment_tags(tags, description)?;
         let exp = match self.experiment_by_name(name)? {
             Some(e) => e,
             None => {
@@ -694,27 +687,16 @@ impl Tracker for RestStore {
     }
 
     fn list_experiments(&self) -> Result<Vec<Experiment>, TrackingError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        let fetch = |token: Option<&str>, _| {
             let mut body = json!({ "max_results": SEARCH_PAGE, "view_type": "ACTIVE_ONLY" });
-            if let Some(t) = &token {
+            if let Some(t) = token {
                 body["page_token"] = json!(t);
             }
-            let v = self.post("experiments/search", &body)?;
-            for e in v
-                .get("experiments")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                out.push(parse_experiment(e).ok_or_else(|| self.protocol("malformed experiment"))?);
-            }
-            token = next_token(&v);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
+            self.post("experiments/search", &body)
+        };
+        collect_pages("experiments", usize::MAX, fetch, |e| {
+            parse_experiment(e).ok_or_else(|| self.protocol("malformed experiment"))
+        })
     }
 
     fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>, TrackingError> {
@@ -722,40 +704,26 @@ impl Tracker for RestStore {
     }
 
     fn search_runs(&self, query: &RunQuery) -> Result<Vec<Run>, TrackingError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        while out.len() < query.max_results {
+        let fetch = |token: Option<&str>, have: usize| {
             let mut body = json!({
                 "experiment_ids": query.experiment_ids,
                 "run_view_type": "ACTIVE_ONLY",
-                "max_results": (query.max_results - out.len()).min(SEARCH_PAGE),
+                "max_results": (query.max_results - have).min(SEARCH_PAGE),
                 "order_by": query.order_by,
             });
             if let Some(f) = query.filter.as_deref().filter(|f| !f.trim().is_empty()) {
                 body["filter"] = json!(f);
             }
-            if let Some(t) = &token {
+            if let Some(t) = token {
                 body["page_token"] = json!(t);
             }
-            let v = self.post("runs/search", &body)?;
-            for r in v
-                .get("runs")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let run =
-                    parse_run(r).ok_or_else(|| self.protocol("malformed run in runs/search"))?;
-                self.remember_artifact_uri(&run.info);
-                out.push(run);
-            }
-            token = next_token(&v);
-            if token.is_none() {
-                break;
-            }
-        }
-        out.truncate(query.max_results);
-        Ok(out)
+            self.post("runs/search", &body)
+        };
+        collect_pages("runs", query.max_results, fetch, |r| {
+            let run = parse_run(r).ok_or_else(|| self.protocol("malformed run in runs/search"))?;
+            self.remember_artifact_uri(&run.info);
+            Ok(run)
+        })
     }
 
     fn get_run(&self, run_id: &str) -> Result<Run, TrackingError> {
@@ -774,35 +742,21 @@ impl Tracker for RestStore {
     }
 
     fn get_metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>, TrackingError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
         let page = HISTORY_PAGE.to_string();
-        loop {
+        let fetch = |token: Option<&str>, _| {
             let mut query = vec![
                 ("run_id", run_id),
                 ("metric_key", key),
                 ("max_results", page.as_str()),
             ];
-            if let Some(t) = &token {
-                query.push(("page_token", t.as_str()));
+            if let Some(t) = token {
+                query.push(("page_token", t));
             }
-            let v = self.get("metrics/get-history", &query)?;
-            for m in v
-                .get("metrics")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                out.push(
-                    parse_metric(m)
-                        .ok_or_else(|| self.protocol("malformed metric in get-history"))?,
-                );
-            }
-            token = next_token(&v);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
+            self.get("metrics/get-history", &query)
+        };
+        collect_pages("metrics", usize::MAX, fetch, |m| {
+            parse_metric(m).ok_or_else(|| self.protocol("malformed metric in get-history"))
+        })
     }
 
     fn list_artifacts(
@@ -810,41 +764,30 @@ impl Tracker for RestStore {
         run_id: &str,
         path: Option<&str>,
     ) -> Result<Vec<ArtifactEntry>, TrackingError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        let fetch = |token: Option<&str>, _| {
             let mut query = vec![("run_id", run_id)];
             if let Some(p) = path.filter(|p| !p.is_empty()) {
                 query.push(("path", p));
             }
-            if let Some(t) = &token {
-                query.push(("page_token", t.as_str()));
+            if let Some(t) = token {
+                query.push(("page_token", t));
             }
-            let v = self.get("artifacts/list", &query)?;
-            for f in v
-                .get("files")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                out.push(ArtifactEntry {
-                    path: f
-                        .get("path")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    is_dir: f.get("is_dir").and_then(Value::as_bool).unwrap_or(false),
-                    file_size: f
-                        .get("file_size")
-                        .and_then(json_i64)
-                        .and_then(|s| u64::try_from(s).ok()),
-                });
-            }
-            token = next_token(&v);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
+            self.get("artifacts/list", &query)
+        };
+        collect_pages("files", usize::MAX, fetch, |f| {
+            Ok(ArtifactEntry {
+                path: f
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                is_dir: f.get("is_dir").and_then(Value::as_bool).unwrap_or(false),
+                file_size: f
+                    .get("file_size")
+                    .and_then(json_i64)
+                    .and_then(|s| u64::try_from(s).ok()),
+            })
+        })
     }
 
     fn download_artifacts(
@@ -990,6 +933,31 @@ fn error_chain(e: &reqwest::Error) -> String {
 
 fn percent_decode(s: &str) -> String {
     super::percent_decode(s).unwrap_or_else(|_| s.to_string())
+}
+
+/// Follows MLflow's `next_page_token` until a page comes without one or `limit` items are in,
+/// turning each element of a page's `key` array into an item. `fetch` gets the token (none for
+/// the first page) and how many items are already in.
+fn collect_pages<T>(
+    key: &str,
+    limit: usize,
+    mut fetch: impl FnMut(Option<&str>, usize) -> Result<Value, TrackingError>,
+    mut item: impl FnMut(&Value) -> Result<T, TrackingError>,
+) -> Result<Vec<T>, TrackingError> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    while out.len() < limit {
+        let v = fetch(token.as_deref(), out.len())?;
+        for x in v.get(key).and_then(Value::as_array).into_iter().flatten() {
+            out.push(item(x)?);
+        }
+        token = next_token(&v);
+        if token.is_none() {
+            break;
+        }
+    }
+    out.truncate(limit);
+    Ok(out)
 }
 
 fn next_token(v: &Value) -> Option<String> {
