@@ -116,7 +116,7 @@ if ML.exists():
     for kind, f, reg, iters, alpha, solver in configs:
         args = ["train-als", "--data", str(d / "proc"), "--test-file", str(d / "test.csv"), "--rank", str(f),
                 "--reg", str(reg), "--maxiter", str(iters), "--model-dir", str(d / "model"), "--threads", "2",
-                "--no-training-loss"]  # the peers do not compute it
+                "--no-curves"]  # the peers compute neither loss nor validation RMSE per iteration
         if kind == "implicit":
             args += ["--implicit", "--alpha", str(alpha), "--solver", solver]
         else:
@@ -194,7 +194,7 @@ if not a.skip_scale:
     rows = []
     for kind, solver in [("explicit", "cholesky"), ("implicit", "cg"), ("implicit", "cholesky")]:
         args = ["train-als", "--data", str(proc), "--rank", "64", "--maxiter", "10", "--threads", "2",
-                "--model-dir", str(out / "electronics_model"), "--no-training-loss"]
+                "--model-dir", str(out / "electronics_model"), "--no-curves"]
         args += ["--implicit", "--solver", solver, "--reg", "0.05"] if kind == "implicit" else ["--no-biases"]
         res, r = rf(args)
         fit = res["best"]["fit_seconds"]

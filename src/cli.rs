@@ -320,10 +320,10 @@ pub struct ModelArgs {
     /// Conjugate-gradient steps per row (with `--solver cg`).
     #[arg(long, default_value_t = 3)]
     pub cg_steps: usize,
-    /// Skip the training objective after each iteration (Spark and implicit do not compute it;
-    /// about a tenth of an implicit iteration).
-    #[arg(long)]
-    pub no_training_loss: bool,
+    /// Skip the learning curves: the training objective and validation RMSE after each
+    /// iteration (Spark and implicit compute neither; about a tenth of an iteration).
+    #[arg(long, alias = "no-training-loss")]
+    pub no_curves: bool,
     /// Learn global, user and item biases [default: on for explicit, off for implicit].
     #[arg(long, overrides_with = "no_biases")]
     pub biases: bool,

@@ -94,6 +94,8 @@ impl Context {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli, env: EnvConfig) -> anyhow::Result<ExitCode> {
+    // First thing: OpenBLAS's load-time workers busy-wait on a core while data is read.
+    crate::model::als::linalg::blas_single_threaded();
     let ctx = Context::new(cli.global, env);
     match cli.command {
         Command::Etl(args) => etl::run(&ctx, &args),

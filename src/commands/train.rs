@@ -53,7 +53,7 @@ fn base_params(m: &ModelArgs, seed: u64) -> AlsParams {
         })
         .max_iter(m.maxiter)
         .seed(seed)
-        .training_loss(!m.no_training_loss)
+        .curves(!m.no_curves)
 }
 
 fn eval_settings(m: &ModelArgs) -> EvalSettings {

@@ -135,10 +135,10 @@ fn fit_in<T: Real>(
             &mut users,
         )?;
         let train_loss = params
-            .training_loss()
+            .curves()
             .then(|| objective(&setup, &by_user, &by_item, &users, &items));
         let val_rmse = match validation {
-            Some(v) if !setup.implicit => {
+            Some(v) if !setup.implicit && params.curves() => {
                 validation_rmse(&setup, v, &by_user, &by_item, &users, &items)
             }
             _ => None,
@@ -236,7 +236,8 @@ struct FixedSide<'a, T: Clone> {
     /// `[y, 1]` with biases, `y` without; row-major, `k` columns; rotated by `Q` for implicit.
     /// Without biases, in f32, the stored factors themselves.
     vectors: Cow<'a, [T]>,
-    /// What the other side already explains of a rating: `mu + b_j`. Zero without biases.
+    /// What the other side already explains of a rating: `mu + b_j`. Empty without biases
+    /// (zero), which spares a random read per rating.
     offset: Vec<T>,
     /// Implicit only: the eigenvalues `Λ` of the Gram matrix (clamped at zero).
     eigenvalues: Option<Vec<T>>,
@@ -254,7 +255,6 @@ impl<'a, T: Real> FixedSide<'a, T> {
         if setup.biases {
             return Self::with_biases(setup, stored);
         }
-        let n = stored.nrows();
         let (mut eigenvalues, mut rotation) = (None, None);
         if setup.implicit {
             let gram = match stored.as_slice().and_then(T::view_f32) {
@@ -275,7 +275,7 @@ impl<'a, T: Real> FixedSide<'a, T> {
         };
         Ok(Self {
             vectors,
-            offset: vec![T::zero(); n],
+            offset: Vec::new(),
             eigenvalues,
             rotation,
             shared_basis: setup.implicit,
@@ -320,6 +320,20 @@ impl<'a, T: Real> FixedSide<'a, T> {
     }
 }
 
+/// How many neighbours ahead [`solve_row`] asks for the fixed side's rows: they are visited in
+/// rating order, i.e. at random, and waiting for memory was a fifth of an explicit fit.
+const PREFETCH_AHEAD: usize = 8;
+
+impl<T: Real> FixedSide<'_, T> {
+    /// Starts loading row `j` into the cache.
+    #[inline(always)]
+    fn prefetch(&self, j: usize, k: usize) {
+        if let Some(row) = self.vectors.get(j * k..(j + 1) * k) {
+            linalg::prefetch(row);
+        }
+    }
+}
+
 /// Eigenvalues (clamped at zero: the Gram matrix is positive semi-definite, rounding aside) and
 /// eigenvectors of a Gram matrix, decomposed in f64.
 fn eigenbasis<T: Real>(gram: Array2<T>) -> Result<(Vec<T>, Array2<T>), LinalgError> {
@@ -340,10 +354,9 @@ struct Workspace<T> {
     b: Vec<T>,
     a64: Vec<f64>,
     b64: Vec<f64>,
-    /// The dual path's column scales, `β` and `Uᵀγ`.
-    scale: Vec<f64>,
-    beta64: Vec<f64>,
-    x64: Vec<f64>,
+    /// The dual path's column scales and `β`.
+    scale: Vec<T>,
+    beta: Vec<T>,
     x: Vec<T>,
     r: Vec<T>,
     p: Vec<T>,
@@ -360,9 +373,8 @@ impl<T: Real> Workspace<T> {
             b: vec![T::zero(); k],
             a64: vec![0.0; k * k],
             b64: vec![0.0; k],
-            scale: vec![0.0; k],
-            beta64: vec![0.0; k],
-            x64: vec![0.0; k],
+            scale: vec![T::zero(); k],
+            beta: vec![T::zero(); k],
             x: vec![T::zero(); k],
             r: vec![T::zero(); k],
             p: vec![T::zero(); k],
@@ -408,6 +420,12 @@ fn half_step<T: Real>(
 }
 
 /// One row's least-squares problem; writes the solution into `z` (`[x, b]` with biases).
+///
+/// Compiled twice, for baseline x86_64 and for AVX2+FMA, the version picked once at run time: its
+/// loops over the row's neighbours are most of a conjugate-gradient fit (10% faster at
+/// Electronics size). Both run the same operations in the same order, so factors do not depend
+/// on the CPU's vector width.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
 fn solve_row<T: Real>(
     setup: &Setup<T>,
     fixed: &FixedSide<T>,
@@ -429,10 +447,16 @@ fn solve_row<T: Real>(
     let b = &mut ws.b[..k];
     b.fill(T::zero());
     let mut count = 0usize;
+    for &j in cols.iter().take(PREFETCH_AHEAD) {
+        fixed.prefetch(j as usize, k);
+    }
     for (t, (&j, &rating)) in cols.iter().zip(vals).enumerate() {
+        if let Some(&ahead) = cols.get(t + PREFETCH_AHEAD) {
+            fixed.prefetch(ahead as usize, k);
+        }
         let j = j as usize;
         let y = &fixed.vectors[j * k..(j + 1) * k];
-        let off = fixed.offset[j];
+        let off = fixed.offset.get(j).copied().unwrap_or(T::zero());
         let v = T::of_f32(rating);
         count += usize::from(setup.counts(rating));
         let (weight, coef) = if setup.implicit {
@@ -468,8 +492,8 @@ fn solve_row<T: Real>(
                 a64,
                 b64,
                 scale,
-                beta64,
-                x64,
+                beta,
+                x,
                 ..
             } = ws;
             let dual = Dual {
@@ -477,8 +501,8 @@ fn solve_row<T: Real>(
                 m64: a64,
                 gamma: b64,
                 scale,
-                beta: beta64,
-                x: x64,
+                beta,
+                x,
             };
             let eigenvalues = fixed.eigenvalues.as_deref();
             return solve_dual(w, n, k, b, eigenvalues, lambda, dual, z);
@@ -596,9 +620,9 @@ struct Dual<'a, T> {
     m: &'a mut [T],
     m64: &'a mut [f64],
     gamma: &'a mut [f64],
-    scale: &'a mut [f64],
-    beta: &'a mut [f64],
-    x: &'a mut [f64],
+    scale: &'a mut [T],
+    beta: &'a mut [T],
+    x: &'a mut [T],
 }
 
 /// Solves `(D + WᵀW) x = b` for a row with fewer neighbours `n` than columns `k`, where `D` is
@@ -606,7 +630,7 @@ struct Dual<'a, T> {
 /// dual system (push-through identity): with `U = W D^-1/2` and `β = D^-1/2 b`,
 /// `x = D^-1/2 (β - Uᵀ γ)` where `(I + UUᵀ) γ = U β`. The same solution as the `k × k`
 /// factorization for `n² k + n³/3` instead of `n k² + k³/3` operations. `I + UUᵀ` has every
-/// eigenvalue at least 1, so it is well conditioned; as in the primal path the product runs in
+/// eigenvalue at least 1, so it is well conditioned; as in the primal path the products run in
 /// the working precision and the factorization in f64. Overwrites `w` with `U`.
 #[allow(clippy::too_many_arguments)]
 fn solve_dual<T: Real>(
@@ -629,42 +653,31 @@ fn solve_dual<T: Real>(
     let (scale, beta, x) = (&mut buf.scale[..k], &mut buf.beta[..k], &mut buf.x[..k]);
     for (i, s) in scale.iter_mut().enumerate() {
         let d = lambda + eigenvalues.map_or(0.0, |v| v[i].as_f64());
-        *s = 1.0 / d.sqrt();
+        *s = T::of_f64(1.0 / d.sqrt());
     }
     for urow in u.chunks_exact_mut(k) {
         for (ui, &si) in urow.iter_mut().zip(scale.iter()) {
-            *ui = T::of_f64(ui.as_f64() * si);
+            *ui *= si;
         }
     }
     for ((bi, &b), &si) in beta.iter_mut().zip(b).zip(scale.iter()) {
-        *bi = b.as_f64() * si;
+        *bi = b * si;
     }
     linalg::outer_upper_into(u, n, k, m)?;
     for (d, &s) in m64.iter_mut().zip(m.iter()) {
         *d = s.as_f64();
     }
-    for (t, g) in gamma.iter_mut().enumerate() {
+    for ((t, g), urow) in gamma.iter_mut().enumerate().zip(u.chunks_exact(k)) {
         m64[t * n + t] += 1.0;
-        *g = u[t * k..(t + 1) * k]
-            .iter()
-            .zip(beta.iter())
-            .map(|(&ui, &bi)| ui.as_f64() * bi)
-            .sum();
+        *g = linalg::dot(urow, beta).as_f64();
     }
     linalg::cholesky_solve(m64, gamma)?;
-    x.fill(0.0);
+    x.copy_from_slice(beta);
     for (urow, &g) in u.chunks_exact(k).zip(gamma.iter()) {
-        for (xi, &ui) in x.iter_mut().zip(urow) {
-            *xi += ui.as_f64() * g;
-        }
+        linalg::axpy(T::of_f64(-g), urow, x);
     }
-    for (((zi, &xi), &bi), &si) in z
-        .iter_mut()
-        .zip(x.iter())
-        .zip(beta.iter())
-        .zip(scale.iter())
-    {
-        *zi = ((bi - xi) * si) as f32;
+    for ((zi, &xi), &si) in z.iter_mut().zip(x.iter()).zip(scale.iter()) {
+        *zi = (xi * si).as_f32();
     }
     Ok(())
 }
@@ -1038,7 +1051,7 @@ mod tests {
     }
 
     #[test]
-    fn turning_the_training_loss_off_changes_nothing_else() {
+    fn turning_the_curves_off_changes_nothing_else() {
         let train = random_table(4, 20, 15, 0.3);
         for base in [
             AlsParams::new().rank(5).biases(true),
@@ -1046,15 +1059,26 @@ mod tests {
         ] {
             let mut with = Vec::new();
             let mut without = Vec::new();
-            let on = fit(&base.clone().check().unwrap(), &train, None, &mut |r| {
-                with.push(r.train_loss)
+            let on = fit(
+                &base.clone().check().unwrap(),
+                &train,
+                Some(&train),
+                &mut |r| with.push((r.train_loss, r.val_rmse)),
+            )
+            .unwrap();
+            let off = base.clone().curves(false).check().unwrap();
+            let off = fit(&off, &train, Some(&train), &mut |r| {
+                without.push((r.train_loss, r.val_rmse))
             })
             .unwrap();
-            let off = base.training_loss(false).check().unwrap();
-            let off = fit(&off, &train, None, &mut |r| without.push(r.train_loss)).unwrap();
             assert_eq!(on, off);
-            assert!(with.iter().all(Option::is_some));
-            assert!(without.iter().all(Option::is_none));
+            let explicit = !base.clone().check().unwrap().implicit();
+            assert!(with
+                .iter()
+                .all(|(loss, rmse)| loss.is_some() && rmse.is_some() == explicit));
+            assert!(without
+                .iter()
+                .all(|(loss, rmse)| loss.is_none() && rmse.is_none()));
         }
     }
 

@@ -1,6 +1,6 @@
 //! Dense linear algebra for ALS: the one module that calls BLAS and LAPACK (through ndarray and
-//! ndarray-linalg, backed by OpenBLAS, plus the two OpenBLAS entry points they lack, declared
-//! here: the symmetric rank-k update and the thread-count switch).
+//! ndarray-linalg, backed by OpenBLAS, plus the OpenBLAS entry points they lack, declared here:
+//! the symmetric rank-k update and the thread controls; and a cache prefetch hint).
 //!
 //! Small dense kernels over row-major buffers: Gram matrices (`wᵀw` and `wwᵀ`, and a blocked
 //! parallel `aᵀa` for whole factor matrices), matrix-vector products, a Cholesky factor-and-solve,
@@ -100,6 +100,12 @@ impl Real for f64 {
     }
 }
 
+/// Starts loading `row` into the cache ahead of a read; a hint only (no-op off x86_64).
+#[inline(always)]
+pub(crate) fn prefetch<T>(row: &[T]) {
+    ffi::prefetch(row);
+}
+
 /// Which symmetric product a rank-k update forms from a row-major `rows × cols` matrix `w`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Product {
@@ -123,6 +129,7 @@ mod ffi {
 
     extern "C" {
         fn openblas_set_num_threads(num_threads: c_int);
+        fn blas_thread_shutdown_() -> c_int;
         fn cblas_ssyrk(
             layout: c_int,
             uplo: c_int,
@@ -151,10 +158,32 @@ mod ffi {
         );
     }
 
+    /// Asks the CPU to start loading `row`'s cache lines; a hint that never faults.
+    #[inline(always)]
+    pub fn prefetch<T>(row: &[T]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let line = (64 / std::mem::size_of::<T>().max(1)).max(1);
+            for chunk in row.chunks(line) {
+                // SAFETY: a prefetch never dereferences its address, and SSE is part of the
+                // x86_64 baseline.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(chunk.as_ptr().cast()) }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = row;
+    }
+
     pub fn set_single_threaded() {
-        // SAFETY: takes a plain integer and only sets OpenBLAS's global thread count; the caller
-        // runs it once, before any parallel BLAS use.
-        unsafe { openblas_set_num_threads(1) }
+        // SAFETY: the first takes a plain integer and only sets OpenBLAS's global thread count;
+        // the second joins OpenBLAS's idle worker threads (its own fork handler does the same).
+        // The caller runs them once, before any BLAS use of its own, and with one thread no
+        // later call needs the workers.
+        unsafe {
+            openblas_set_num_threads(1);
+            blas_thread_shutdown_();
+        }
     }
 
     /// OpenBLAS's arguments `(trans, n, k, lda)` for the product of `w` row-major `rows × cols`,
@@ -250,7 +279,10 @@ mod ffi {
 
 /// Keeps OpenBLAS single-threaded. ALS solves many small systems in parallel with rayon; a BLAS
 /// that also spawns threads for each of them oversubscribes the cores and slows everything down.
-/// Safe to call any number of times; only the first call reaches OpenBLAS.
+/// It also ends the worker threads OpenBLAS started when it was loaded: they busy-wait for about
+/// a tenth of a second after start, which took a core from a short fit (MovieLens 100K implicit,
+/// 0.08 s alone, 0.11 s beside them). Safe to call any number of times; only the first call
+/// reaches OpenBLAS.
 pub fn blas_single_threaded() {
     static ONCE: Once = Once::new();
     ONCE.call_once(ffi::set_single_threaded);
@@ -421,6 +453,7 @@ pub(crate) fn cholesky_solve<T: Real>(a: &mut [T], b: &mut [T]) -> Result<(), Li
 
 /// Dot product with eight independent partial sums, so the compiler can vectorize it; the order
 /// of additions is fixed, so the result is reproducible.
+#[inline]
 pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -440,6 +473,7 @@ pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
 }
 
 /// `y += a * x`.
+#[inline]
 pub(crate) fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
     for (yi, &xi) in y.iter_mut().zip(x) {
         *yi += a * xi;
