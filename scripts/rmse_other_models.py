@@ -6,9 +6,11 @@ Gibbs (myFM's regressor on one-hot user and item ids). Every figure is RMSE on t
 cold pairs dropped as recflow does. The settings are compared on the test split itself, so the
 best SGD figure is an optimistic bound, not a tuned result.
 
-usage: .venv-peers/bin/python scripts/rmse_other_models.py [SPLIT_DIR]
+usage: PYTHON scripts/rmse_other_models.py [SPLIT_DIR]
   SPLIT_DIR holds train.csv and test.csv (default bench-out/als/ml100k, written by bench_als.py).
-  myfm is not among the pinned peers: `.venv-peers/bin/pip install myfm scikit-learn` to add it."""
+  PYTHON needs scikit-surprise (`.venv-peers` has it); for the Bayesian MF, use a separate venv
+  rather than adding to the pinned peers, e.g. `python3 -m venv /tmp/rmse && /tmp/rmse/bin/pip
+  install scikit-surprise==1.1.5 myfm==0.4.0 scikit-learn pandas`, then `/tmp/rmse/bin/python`."""
 import sys
 import time
 from pathlib import Path
