@@ -98,7 +98,6 @@ pub fn run(ctx: &Context, a: &EvalArgs) -> anyhow::Result<()> {
             .or(meta["relevance_threshold"].as_f64().map(|t| t as f32)),
         ..EvalSettings::default()
     };
-    crate::model::als::linalg::blas_single_threaded();
     let u = &model.user_factors;
     let v = &model.item_factors;
     let predict = |user: u32, item: u32| u.row(user as usize).dot(&v.row(item as usize));

@@ -21,7 +21,6 @@ pub fn run(ctx: &Context, a: &RecommendArgs) -> anyhow::Result<()> {
         anyhow::bail!("`-k` must be between 1 and 100000, got {}", a.k);
     }
     let model = SavedModel::load(&a.model)?;
-    crate::model::als::linalg::blas_single_threaded();
     let seen = (!a.include_seen).then(|| model.train.by_user());
     if a.all {
         let out = a
