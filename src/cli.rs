@@ -314,9 +314,21 @@ pub struct ModelArgs {
     /// Implicit feedback (confidence 1 + alpha * rating).
     #[arg(long)]
     pub implicit: bool,
-    /// Row solver.
+    /// Row solver; `gibbs` samples the posterior instead (Bayesian ALS, explicit only).
     #[arg(long, value_enum, default_value = "cholesky")]
     pub solver: SolverKind,
+    /// Sweeps discarded before samples are kept (with `--solver gibbs`) [default: a fifth of
+    /// `--maxiter`].
+    #[arg(long)]
+    pub burn_in: Option<usize>,
+    /// Samples kept after burn-in, evenly spaced (with `--solver gibbs`); the model's factors
+    /// have rank x samples columns [default: 50].
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Add each user's rated items and each item's raters as features, SVD++-style (with
+    /// `--solver gibbs`).
+    #[arg(long)]
+    pub rated_sets: bool,
     /// Conjugate-gradient steps per row (with `--solver cg`).
     #[arg(long, default_value_t = 3)]
     pub cg_steps: usize,
@@ -354,6 +366,7 @@ pub struct ModelArgs {
 pub enum SolverKind {
     Cholesky,
     Cg,
+    Gibbs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

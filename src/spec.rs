@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub const SPLIT_STRATEGIES: &[&str] = &["random", "per_user", "temporal", "leave_last_n"];
-pub const SOLVERS: &[&str] = &["cholesky", "cg"];
+pub const SOLVERS: &[&str] = &["cholesky", "cg", "gibbs"];
 pub const REG_SCALINGS: &[&str] = &["count", "none"];
 pub const FORMATS: &[&str] = &["json", "csv", "tsv", "parquet"];
 
@@ -114,6 +114,12 @@ pub struct ModelSection {
     pub solver: Option<String>,
     pub cg_steps: Option<usize>,
     pub max_iter: Option<usize>,
+    /// Gibbs solver: sweeps discarded before samples are kept.
+    pub burn_in: Option<usize>,
+    /// Gibbs solver: samples kept after burn-in.
+    pub samples: Option<usize>,
+    /// Gibbs solver: SVD++-style rated-set features.
+    pub rated_sets: Option<bool>,
     pub alpha: Option<f64>,
     pub biases: Option<bool>,
     pub reg_scaling: Option<String>,
@@ -181,6 +187,9 @@ fn known_keys(section: &str) -> &'static [&'static str] {
             "solver",
             "cg_steps",
             "max_iter",
+            "burn_in",
+            "samples",
+            "rated_sets",
             "alpha",
             "biases",
             "reg_scaling",

@@ -71,7 +71,8 @@ pub struct GridPoint {
     pub alpha: f64,
 }
 
-/// Hyper-parameter lists; alpha is an axis for implicit models only.
+/// Hyper-parameter lists; alpha is an axis for implicit models only, reg for optimized (not
+/// sampled) ones only.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Grid {
     pub ranks: Vec<usize>,
@@ -80,15 +81,22 @@ pub struct Grid {
 }
 
 impl Grid {
-    pub fn points(&self, implicit: bool) -> Vec<GridPoint> {
-        let alphas: &[f64] = if implicit {
-            &self.alphas
+    pub fn points(&self, implicit: bool, sampled: bool) -> Vec<GridPoint> {
+        let first = |v: &'_ [f64]| v.len().min(1);
+        let alphas = &self.alphas[..if implicit {
+            self.alphas.len()
         } else {
-            &self.alphas[..self.alphas.len().min(1)]
-        };
+            first(&self.alphas)
+        }];
+        // A Gibbs sampler learns its priors: every reg would give the same model.
+        let regs = &self.regs[..if sampled {
+            first(&self.regs)
+        } else {
+            self.regs.len()
+        }];
         let mut out = Vec::new();
         for &rank in &self.ranks {
-            for &reg in &self.regs {
+            for &reg in regs {
                 for &alpha in alphas {
                     out.push(GridPoint { rank, reg, alpha });
                 }
@@ -334,14 +342,13 @@ pub fn run(
     fixed_test: Option<&Interactions>,
     observer: &mut dyn Observer,
 ) -> Result<Outcome, TrainError> {
-    let points = settings.grid.points(
-        settings
-            .base
-            .clone()
-            .check()
-            .map(|p| p.implicit())
-            .unwrap_or(false),
-    );
+    let (implicit, sampled) = settings
+        .base
+        .clone()
+        .check()
+        .map(|p| (p.implicit(), p.solver() == als::Solver::Gibbs))
+        .unwrap_or_default();
+    let points = settings.grid.points(implicit, sampled);
     if points.is_empty() {
         return Err(TrainError::EmptyGrid);
     }
@@ -619,7 +626,20 @@ mod tests {
             regs: vec![0.1],
             alphas: vec![1.0, 10.0],
         };
-        assert_eq!(g.points(false).len(), 2);
-        assert_eq!(g.points(true).len(), 4);
+        assert_eq!(g.points(false, false).len(), 2);
+        assert_eq!(g.points(true, false).len(), 4);
+    }
+
+    #[test]
+    fn reg_is_not_an_axis_of_a_sampled_model() {
+        let g = Grid {
+            ranks: vec![8, 16],
+            regs: vec![0.1, 0.2, 0.3],
+            alphas: vec![1.0],
+        };
+        assert_eq!(g.points(false, false).len(), 6);
+        let sampled = g.points(false, true);
+        assert_eq!(sampled.len(), 2);
+        assert!(sampled.iter().all(|p| p.reg == 0.1));
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::cli::RunArgs;
-use crate::commands::train::Progress as GridProgress;
+use crate::commands::train::{Axes, Progress as GridProgress};
 use crate::commands::{show_path, Context, WithHint};
 use crate::data::etl::{EtlSettings, RatingRange};
 use crate::data::format::InputFormat;
@@ -99,12 +99,15 @@ fn resolve(
     let seed = m.seed.or(sp.seed).unwrap_or(42);
     let base = AlsParams::new()
         .implicit(implicit)
-        .solver(if m.solver.as_deref() == Some("cg") {
-            Solver::Cg
-        } else {
-            Solver::Cholesky
+        .solver(match m.solver.as_deref() {
+            Some("cg") => Solver::Cg,
+            Some("gibbs") => Solver::Gibbs,
+            _ => Solver::Cholesky,
         })
         .cg_steps(m.cg_steps.unwrap_or(3))
+        .burn_in(m.burn_in)
+        .samples(m.samples)
+        .rated_sets(m.rated_sets.unwrap_or(false))
         .biases(m.biases.unwrap_or(!implicit))
         .reg_scaling(if m.reg_scaling.as_deref() == Some("none") {
             RegScaling::None
@@ -171,6 +174,13 @@ fn resolve(
         m.solver.clone().unwrap_or_else(|| "cholesky".into()),
     );
     put("cg_steps", m.cg_steps.unwrap_or(3).to_string());
+    if let Ok(p) = train.base.clone().check() {
+        if p.solver() == Solver::Gibbs {
+            put("burn_in", p.burn_in().to_string());
+            put("samples", p.samples().to_string());
+            put("rated_sets", p.rated_sets().to_string());
+        }
+    }
     put("max_iter", m.max_iter.unwrap_or(10).to_string());
     put("biases", m.biases.unwrap_or(!implicit).to_string());
     put(
@@ -251,14 +261,11 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<()> {
     let tracker: Arc<dyn Tracker> = buffered.clone();
     let open: OpenRuns = Arc::new(Mutex::new(Vec::new()));
     on_interrupt(tracker.clone(), open.clone());
-    let implicit = settings
-        .train
-        .base
-        .clone()
-        .check()
-        .map(|p| p.implicit())
-        .unwrap_or(false);
-    let mut progress = GridProgress::new(ctx, spec.model.max_iter.unwrap_or(10), implicit);
+    let mut progress = GridProgress::new(
+        ctx,
+        spec.model.max_iter.unwrap_or(10),
+        Axes::of(&settings.train.base),
+    );
     let result = experiment::run(
         &settings,
         tracker.as_ref(),

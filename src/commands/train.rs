@@ -44,8 +44,12 @@ fn base_params(m: &ModelArgs, seed: u64) -> AlsParams {
         .solver(match m.solver {
             SolverKind::Cholesky => Solver::Cholesky,
             SolverKind::Cg => Solver::Cg,
+            SolverKind::Gibbs => Solver::Gibbs,
         })
         .cg_steps(m.cg_steps)
+        .burn_in(m.burn_in)
+        .samples(m.samples)
+        .rated_sets(m.rated_sets)
         .biases(m.biases())
         .reg_scaling(match m.reg_scaling {
             RegScalingKind::Count => RegScaling::Count,
@@ -97,27 +101,51 @@ pub struct Progress {
     bar: Bar,
     total: usize,
     max_iter: usize,
-    implicit: bool,
+    axes: Axes,
     current: String,
 }
 
 impl Progress {
-    pub fn new(ctx: &Context, max_iter: usize, implicit: bool) -> Self {
+    pub fn new(ctx: &Context, max_iter: usize, axes: Axes) -> Self {
         Self {
             bar: ctx.progress.steps(0, "grid"),
             total: 0,
             max_iter,
-            implicit,
+            axes,
             current: String::new(),
         }
     }
 }
 
-fn point_label(p: &GridPoint, implicit: bool) -> String {
-    if implicit {
-        format!("rank {} reg {} alpha {}", p.rank, p.reg, p.alpha)
-    } else {
-        format!("rank {} reg {}", p.rank, p.reg)
+/// Which grid axes a model has besides rank: alpha (implicit feedback) and reg (not for the
+/// Gibbs sampler, which learns its priors).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Axes {
+    alpha: bool,
+    reg: bool,
+}
+
+impl Axes {
+    pub fn of(params: &AlsParams) -> Self {
+        params
+            .clone()
+            .check()
+            .map(|p| Self {
+                alpha: p.implicit(),
+                reg: p.solver() != Solver::Gibbs,
+            })
+            .unwrap_or_default()
+    }
+
+    fn label(self, p: &GridPoint) -> String {
+        let mut out = format!("rank {}", p.rank);
+        if self.reg {
+            out.push_str(&format!(" reg {}", p.reg));
+        }
+        if self.alpha {
+            out.push_str(&format!(" alpha {}", p.alpha));
+        }
+        out
     }
 }
 
@@ -146,12 +174,7 @@ impl Observer for Progress {
         );
     }
     fn point_started(&mut self, index: usize, point: &GridPoint) {
-        self.current = format!(
-            "{}/{} {}",
-            index + 1,
-            self.total,
-            point_label(point, self.implicit)
-        );
+        self.current = format!("{}/{} {}", index + 1, self.total, self.axes.label(point));
         self.bar.set_message(self.current.clone());
     }
     fn iteration(&mut self, _index: Option<usize>, r: &IterationReport) {
@@ -175,7 +198,7 @@ impl Observer for Progress {
             "model {}/{} {}: {} (fit {:.2}s)",
             index + 1,
             self.total,
-            point_label(&r.point, r.params.implicit()),
+            self.axes.label(&r.point),
             short_metrics(&r.metrics, &["rmse", "precision_at_10", "ndcg_at_10"]),
             r.fit_seconds
         );
@@ -185,7 +208,7 @@ impl Observer for Progress {
         if refit {
             tracing::info!(
                 "refitting the selected model ({}) on the whole training split",
-                point_label(point, self.implicit)
+                self.axes.label(point)
             );
         }
     }
@@ -266,6 +289,7 @@ pub fn report(
         }));
     }
     let implicit = outcome.params.implicit();
+    let axes = Axes::of(&outcome.params.clone().into());
     let cols: Vec<String> = if implicit {
         vec![
             format!("ndcg_at_{k}"),
@@ -285,7 +309,10 @@ pub fn report(
             outcome.points.len(),
             outcome.selected_on
         ));
-        let mut header = format!("  {:>5} {:>8}", "rank", "reg");
+        let mut header = format!("  {:>5}", "rank");
+        if axes.reg {
+            header.push_str(&format!(" {:>8}", "reg"));
+        }
         if implicit {
             header.push_str(&format!(" {:>7}", "alpha"));
         }
@@ -296,7 +323,10 @@ pub fn report(
         ctx.say(header);
         for (i, r) in outcome.points.iter().enumerate() {
             let mark = if i == outcome.best { "*" } else { " " };
-            let mut line = format!("{mark} {:>5} {:>8}", r.point.rank, r.point.reg);
+            let mut line = format!("{mark} {:>5}", r.point.rank);
+            if axes.reg {
+                line.push_str(&format!(" {:>8}", r.point.reg));
+            }
             if implicit {
                 line.push_str(&format!(" {:>7}", r.point.alpha));
             }
@@ -322,15 +352,13 @@ pub fn report(
         ));
     }
     ctx.say(format!(
-        "\ntest split ({} ratings), rank {} reg {}{}:",
+        "\ntest split ({} ratings), {}:",
         outcome.sizes.test,
-        outcome.params.rank(),
-        outcome.params.reg(),
-        if implicit {
-            format!(" alpha {}", outcome.params.alpha())
-        } else {
-            String::new()
-        }
+        axes.label(&GridPoint {
+            rank: outcome.params.rank(),
+            reg: outcome.params.reg(),
+            alpha: outcome.params.alpha(),
+        })
     ));
     let metrics = outcome.test.metrics();
     ctx.say(format!(
@@ -422,13 +450,7 @@ fn run_pipeline(
         Some(p) => Some(attach_test_file(&mut ds, p)?),
         None => None,
     };
-    let implicit = settings
-        .base
-        .clone()
-        .check()
-        .map(|p| p.implicit())
-        .unwrap_or(false);
-    let mut progress = Progress::new(ctx, max_iter, implicit);
+    let mut progress = Progress::new(ctx, max_iter, Axes::of(&settings.base));
     let outcome = train::run(
         &settings,
         &ds.interactions,

@@ -109,6 +109,47 @@ fn train_als_saves_a_model_that_eval_and_recommend_read() {
 }
 
 #[test]
+fn a_bayesian_model_is_saved_and_read_like_any_other() {
+    let d = prepared();
+    let trained = json(
+        &d.run(&[
+            "train-als",
+            "--solver",
+            "gibbs",
+            "--rated-sets",
+            "--rank",
+            "3",
+            "--maxiter",
+            "12",
+            "--samples",
+            "4",
+            "--json",
+        ])
+        .ok(),
+    );
+    // The saved factors are the kept samples side by side, plus the two bias columns.
+    let meta = d.json("artifacts/als_model/metadata.json");
+    assert_eq!(meta["rank"], 3);
+    assert_eq!(meta["scoring_rank"], 3 * 4 + 2);
+    assert_eq!(meta["params"]["solver"], "gibbs");
+    let evaluated = json(
+        &d.run(&["eval", "--model", "artifacts/als_model", "--json"])
+            .ok(),
+    );
+    let (a, b) = (
+        trained["best"]["test"]["rmse"].as_f64().unwrap(),
+        evaluated["metrics"]["rmse"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 1e-6, "rmse {a} vs {b}");
+    let ds = recflow::data::store::load_dataset(&d.join("data/processed")).unwrap();
+    let recs = json(
+        &d.run(&["recommend", "--user", &ds.user_ids[0], "-k", "5", "--json"])
+            .ok(),
+    );
+    assert_eq!(recs["items"].as_array().unwrap().len(), 5);
+}
+
+#[test]
 fn grid_marks_one_best_point_by_the_selection_rule() {
     let d = prepared();
     let out = json(
@@ -214,6 +255,15 @@ fn bad_parameters_are_rejected_before_any_work() {
         (&["--sample-fraction", "1.5"], "sample fraction `1.5`"),
         (&["--test-fraction", "1"], "test fraction `1`"),
         (&["--maxiter", "0"], "max_iter must be at least 1"),
+        (&["--rated-sets"], "rated_sets needs the gibbs solver"),
+        (
+            &["--solver", "gibbs", "--implicit"],
+            "the gibbs solver fits explicit ratings only",
+        ),
+        (
+            &["--solver", "gibbs", "--burn-in", "10"],
+            "burn_in `10` must be below max_iter `10`",
+        ),
     ];
     for (args, msg) in cases {
         let mut all = vec!["train-als"];

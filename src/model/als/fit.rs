@@ -34,7 +34,29 @@ pub fn fit(
     validation: Option<&Interactions>,
     on_iter: &mut dyn FnMut(&IterationReport),
 ) -> Result<AlsModel, AlsError> {
+    if params.solver() == Solver::Gibbs {
+        check_inputs(train, validation)?;
+        return super::gibbs::fit(params, train, validation, on_iter);
+    }
     fit_in::<Acc>(params, train, validation, on_iter)
+}
+
+/// A non-empty training set, and validation ids from the same id maps.
+fn check_inputs(train: &Interactions, validation: Option<&Interactions>) -> Result<(), AlsError> {
+    if train.is_empty() {
+        return Err(AlsError::EmptyTraining);
+    }
+    if let Some(v) = validation {
+        if (v.n_users, v.n_items) != (train.n_users, train.n_items) {
+            return Err(AlsError::ValidationShape {
+                train_users: train.n_users,
+                train_items: train.n_items,
+                val_users: v.n_users,
+                val_items: v.n_items,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What stays fixed during one fit.
@@ -91,19 +113,7 @@ fn fit_in<T: Real>(
     validation: Option<&Interactions>,
     on_iter: &mut dyn FnMut(&IterationReport),
 ) -> Result<AlsModel, AlsError> {
-    if train.is_empty() {
-        return Err(AlsError::EmptyTraining);
-    }
-    if let Some(v) = validation {
-        if (v.n_users, v.n_items) != (train.n_users, train.n_items) {
-            return Err(AlsError::ValidationShape {
-                train_users: train.n_users,
-                train_items: train.n_items,
-                val_users: v.n_users,
-                val_items: v.n_items,
-            });
-        }
-    }
+    check_inputs(train, validation)?;
     linalg::blas_single_threaded();
     let by_user = train.by_user();
     let by_item = train.by_item();

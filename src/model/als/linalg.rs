@@ -12,7 +12,7 @@ use ndarray::{
     Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, LinalgScalar,
     ShapeBuilder,
 };
-use ndarray_linalg::{Lapack, MatrixLayout, UPLO};
+use ndarray_linalg::{Diag, Lapack, MatrixLayout, UPLO};
 use rayon::prelude::*;
 use std::sync::Once;
 
@@ -527,6 +527,37 @@ pub(crate) fn cholesky_solve<T: Real>(a: &mut [T], b: &mut [T]) -> Result<(), Li
         .map_err(|_| LinalgError::NotPositiveDefinite)
 }
 
+/// Draws `x ~ N(a⁻¹ b, a⁻¹)` for symmetric positive definite `a` (`k × k`, row-major; only the
+/// upper triangle is read) given `z ~ N(0, I)`: with `a = L Lᵀ`, `x = a⁻¹ b + L⁻ᵀ z`, whose
+/// covariance is `L⁻ᵀ L⁻¹ = a⁻¹`. One Cholesky factorization serves the mean and the noise.
+/// Overwrites `a` with the factor, `b` with `x` and `z` with `L⁻ᵀ z`.
+pub(crate) fn gaussian_draw(
+    a: &mut [f64],
+    b: &mut [f64],
+    z: &mut [f64],
+) -> Result<(), LinalgError> {
+    let k = b.len();
+    if z.len() != k {
+        return Err(LinalgError::Shape);
+    }
+    cholesky_solve(a, b)?;
+    let n = i32::try_from(k).map_err(|_| LinalgError::Shape)?;
+    // `a` holds L column-major; read row-major it is Lᵀ, upper triangular.
+    <f64 as Lapack>::solve_triangular(
+        MatrixLayout::C { row: n, lda: n },
+        MatrixLayout::F { col: 1, lda: n },
+        UPLO::Upper,
+        Diag::NonUnit,
+        a,
+        z,
+    )
+    .map_err(|_| LinalgError::NotPositiveDefinite)?;
+    for (x, w) in b.iter_mut().zip(z.iter()) {
+        *x += w;
+    }
+    Ok(())
+}
+
 /// Dot product with eight independent partial sums, so the compiler can vectorize it; the order
 /// of additions is fixed, so the result is reproducible.
 #[inline]
@@ -569,6 +600,26 @@ mod tests {
         cholesky_solve(&mut a, &mut b).unwrap();
         for (got, want) in b.iter().zip([-2.0, 1.0, 0.0]) {
             assert!((got - want).abs() < 1e-12, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn gaussian_draw_is_the_mean_plus_the_inverse_transposed_factor_times_the_noise() {
+        // a = L Lᵀ with L = [[2, 0], [1, √2]]; mean a⁻¹ b; noise term w solves Lᵀ w = z.
+        let mut a = vec![4.0, 2.0, 2.0, 3.0];
+        let (b0, z0) = ([2.0, 5.0], [1.0, -3.0]);
+        let (mut b, mut z) = (b0.to_vec(), z0.to_vec());
+        gaussian_draw(&mut a, &mut b, &mut z).unwrap();
+        let det = 4.0 * 3.0 - 2.0 * 2.0;
+        let mean = [
+            (3.0 * b0[0] - 2.0 * b0[1]) / det,
+            (4.0 * b0[1] - 2.0 * b0[0]) / det,
+        ];
+        let w2 = z0[1] / 2f64.sqrt();
+        let w = [(z0[0] - w2) / 2.0, w2];
+        for d in 0..2 {
+            assert!((z[d] - w[d]).abs() < 1e-12, "{z:?} vs {w:?}");
+            assert!((b[d] - (mean[d] + w[d])).abs() < 1e-12, "{b:?}");
         }
     }
 

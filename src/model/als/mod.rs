@@ -10,6 +10,7 @@
 //! [`Interactions`]: crate::data::interactions::Interactions
 
 mod fit;
+mod gibbs;
 pub mod linalg;
 mod params;
 

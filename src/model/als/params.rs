@@ -17,6 +17,11 @@ pub enum Solver {
     Cholesky,
     /// Conjugate gradient warm-started from the previous factors, `cg_steps` steps per row.
     Cg,
+    /// Bayesian ALS: each row is drawn from its posterior given the other side (the same
+    /// Cholesky-factored normal equations), priors and noise are sampled too, and the model is
+    /// the average of the samples kept after burn-in. Explicit ratings with biases only; `reg`
+    /// is not used (the priors are learned). `max_iter` counts sweeps.
+    Gibbs,
 }
 
 /// How the regularization weight of a row grows with its number of ratings.
@@ -44,6 +49,16 @@ pub enum AlsParamsError {
     ZeroMaxIter,
     #[error("cg_steps must be at least 1, got `0`")]
     ZeroCgSteps,
+    #[error("the gibbs solver fits explicit ratings only")]
+    GibbsImplicit,
+    #[error("the gibbs solver always learns biases; turn biases on")]
+    GibbsWithoutBiases,
+    #[error("burn_in `{burn_in}` must be below max_iter `{max_iter}`, so some samples are kept")]
+    BurnIn { burn_in: usize, max_iter: usize },
+    #[error("samples must be at least 1, got `0`")]
+    ZeroSamples,
+    #[error("rated_sets needs the gibbs solver")]
+    RatedSetsWithoutGibbs,
 }
 
 /// Unchecked hyper-parameters. Defaults follow Spark MLlib: rank 10, reg 0.1, alpha 1.0,
@@ -64,6 +79,14 @@ pub struct AlsParams {
     /// Report the objective and the validation RMSE after every iteration (learning curves);
     /// the peers compute neither.
     curves: bool,
+    /// Gibbs: sweeps discarded before samples are kept (default: a fifth of `max_iter`).
+    burn_in: Option<usize>,
+    /// Gibbs: how many of the sweeps after burn-in are kept, evenly spaced; the saved factors
+    /// have `rank × samples` columns.
+    samples: usize,
+    /// Gibbs: add each user's set of rated items and each item's set of raters as features
+    /// (SVD++'s implicit feedback, on both sides).
+    rated_sets: bool,
 }
 
 impl Default for AlsParams {
@@ -80,6 +103,9 @@ impl Default for AlsParams {
             reg_scaling: RegScaling::Count,
             seed: 42,
             curves: true,
+            burn_in: None,
+            samples: 50,
+            rated_sets: false,
         }
     }
 }
@@ -164,6 +190,25 @@ impl AlsParams {
         if self.cg_steps == 0 {
             return Err(AlsParamsError::ZeroCgSteps);
         }
+        if self.solver == Solver::Gibbs {
+            if self.implicit {
+                return Err(AlsParamsError::GibbsImplicit);
+            }
+            if !self.biases {
+                return Err(AlsParamsError::GibbsWithoutBiases);
+            }
+            if let Some(burn_in) = self.burn_in.filter(|&b| b >= self.max_iter) {
+                return Err(AlsParamsError::BurnIn {
+                    burn_in,
+                    max_iter: self.max_iter,
+                });
+            }
+            if self.samples == 0 {
+                return Err(AlsParamsError::ZeroSamples);
+            }
+        } else if self.rated_sets {
+            return Err(AlsParamsError::RatedSetsWithoutGibbs);
+        }
         Ok(())
     }
 
@@ -171,6 +216,26 @@ impl AlsParams {
     /// their RMSE (on by default; together they cost about a tenth of an iteration).
     pub fn curves(mut self, curves: bool) -> Self {
         self.curves = curves;
+        self
+    }
+
+    /// Gibbs: sweeps discarded before samples are kept.
+    pub fn burn_in(mut self, burn_in: Option<usize>) -> Self {
+        self.burn_in = burn_in;
+        self
+    }
+
+    /// Gibbs: number of kept samples (default 50); `None` keeps the current value.
+    pub fn samples(mut self, samples: Option<usize>) -> Self {
+        if let Some(samples) = samples {
+            self.samples = samples;
+        }
+        self
+    }
+
+    /// Gibbs: rated-set features (SVD++-style implicit feedback on both sides).
+    pub fn rated_sets(mut self, rated_sets: bool) -> Self {
+        self.rated_sets = rated_sets;
         self
     }
 
@@ -234,6 +299,16 @@ impl ValidAlsParams {
     }
     pub fn curves(&self) -> bool {
         self.0.curves
+    }
+    /// Sweeps discarded before samples are kept (Gibbs): as given, else a fifth of `max_iter`.
+    pub fn burn_in(&self) -> usize {
+        self.0.burn_in.unwrap_or(self.0.max_iter / 5)
+    }
+    pub fn samples(&self) -> usize {
+        self.0.samples
+    }
+    pub fn rated_sets(&self) -> bool {
+        self.0.rated_sets
     }
 }
 
@@ -316,6 +391,37 @@ mod tests {
             AlsParams::new().cg_steps(0).check(),
             Err(AlsParamsError::ZeroCgSteps)
         );
+    }
+
+    #[test]
+    fn the_gibbs_solver_takes_explicit_ratings_with_biases_and_keeps_samples() {
+        let gibbs = || AlsParams::new().solver(Solver::Gibbs).biases(true);
+        assert!(gibbs().check().is_ok());
+        assert_eq!(
+            gibbs().implicit(true).check(),
+            Err(AlsParamsError::GibbsImplicit)
+        );
+        assert_eq!(
+            gibbs().biases(false).check(),
+            Err(AlsParamsError::GibbsWithoutBiases)
+        );
+        assert_eq!(
+            gibbs().max_iter(10).burn_in(Some(10)).check(),
+            Err(AlsParamsError::BurnIn {
+                burn_in: 10,
+                max_iter: 10
+            })
+        );
+        assert_eq!(
+            gibbs().samples(Some(0)).check(),
+            Err(AlsParamsError::ZeroSamples)
+        );
+        assert_eq!(
+            AlsParams::new().rated_sets(true).check(),
+            Err(AlsParamsError::RatedSetsWithoutGibbs)
+        );
+        let p = gibbs().max_iter(200).check().unwrap();
+        assert_eq!((p.burn_in(), p.samples()), (40, 50));
     }
 
     #[test]
