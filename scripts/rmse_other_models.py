@@ -2,7 +2,9 @@
 
 Context for recflow's explicit RMSE: runs Surprise's SGD-trained biased MF (SVD) over a few
 settings, Surprise's SVD++, and, when the `myfm` package is importable, a Bayesian MF sampled by
-Gibbs (myFM's regressor on one-hot user and item ids). Every figure is RMSE on the test split,
+Gibbs (myFM's regressor on one-hot user and item ids), alone and with each side's rated set as
+features (close to `recflow train-als --solver gibbs --rated-sets`; myFM's factorization machine
+also has linear and within-side terms for those features). Every figure is RMSE on the test split,
 cold pairs dropped as recflow does. The settings are compared on the test split itself, so the
 best SGD figure is an optimistic bound, not a tuned result.
 
@@ -10,7 +12,7 @@ usage: PYTHON scripts/rmse_other_models.py [SPLIT_DIR]
   SPLIT_DIR holds train.csv and test.csv (default bench-out/als/ml100k, written by bench_als.py).
   PYTHON needs scikit-surprise (`.venv-peers` has it); for the Bayesian MF, use a separate venv
   rather than adding to the pinned peers, e.g. `python3 -m venv /tmp/rmse && /tmp/rmse/bin/pip
-  install scikit-surprise==1.1.5 myfm==0.4.0 scikit-learn pandas`, then `/tmp/rmse/bin/python`."""
+  install scikit-surprise==1.1.5 myfm==0.4.0 scikit-learn scipy pandas`, then `/tmp/rmse/bin/python`."""
 import sys
 import time
 from pathlib import Path
@@ -63,3 +65,29 @@ else:
         fit = time.time() - t0
         name = f"Bayesian MF (myFM Gibbs, 300 sweeps) rank {rank}"
         print(f"{name:<48} RMSE {rmse(np.clip(fm.predict(x_test), 1, 5)):.4f}  fit {fit:5.1f} s", flush=True)
+
+    # Rated sets: a user's row is [one-hot user, its training items / sqrt(count)], an item's
+    # [one-hot item, its training users / sqrt(count)], as relational blocks.
+    import scipy.sparse as sps
+    from myfm import RelationBlock
+
+    uid = {u: k for k, u in enumerate(sorted(set(tr.user)))}
+    iid = {i: k for k, i in enumerate(sorted(set(tr.item)))}
+    tu, ti = tr.user.map(uid).to_numpy(), tr.item.map(iid).to_numpy()
+    eu, ei = te.user.map(uid).to_numpy(), te.item.map(iid).to_numpy()
+    rated = sps.csr_matrix((np.ones(len(tr)), (tu, ti)), shape=(len(uid), len(iid)))
+
+    def side(m):
+        m = sps.diags(1 / np.sqrt(np.maximum(np.asarray(m.sum(1)).ravel(), 1))) @ m
+        return sps.hstack([sps.identity(m.shape[0], format="csr"), m]).tocsr()
+
+    us, its = side(rated), side(rated.T.tocsr())
+    for rank in (10, 32):
+        fm = myfm.MyFMRegressor(rank=rank, random_seed=42)
+        t0 = time.time()
+        fm.fit(None, tr.rating.to_numpy(dtype=float), X_rel=[RelationBlock(tu, us), RelationBlock(ti, its)],
+               n_iter=300, n_kept_samples=250)
+        fit = time.time() - t0
+        pred = fm.predict(None, X_rel=[RelationBlock(eu, us), RelationBlock(ei, its)])
+        name = f"Bayesian MF + rated sets (myFM) rank {rank}"
+        print(f"{name:<48} RMSE {rmse(np.clip(pred, 1, 5)):.4f}  fit {fit:5.1f} s", flush=True)

@@ -459,11 +459,13 @@ fn half_sweep(
         return Ok(());
     }
 
-    // Rated sets: per row, `M = Σ t tᵀ` and `E = Σ e t` over its ratings (e the residual).
+    // Rated sets: per row, `M = Σ t tᵀ` (upper triangle, packed row by row: half the memory
+    // traffic of the sequential loop below) and `E = Σ e t` over its ratings (e the residual).
     let n_rows = rows.n_rows;
-    let mut gram = vec![0.0; n_rows * k * k];
+    let packed = k * (k + 1) / 2;
+    let mut gram = vec![0.0; n_rows * packed];
     let mut et = vec![0.0; n_rows * k];
-    gram.par_chunks_mut(k * k)
+    gram.par_chunks_mut(packed)
         .zip(et.par_chunks_mut(k))
         .enumerate()
         .for_each(|(r, (m, e))| {
@@ -473,65 +475,88 @@ fn half_sweep(
                 let j = j as usize;
                 let t = &other.effective[j * k..(j + 1) * k];
                 let resid = rating as f64 - g.w0 - bias[r] - other.bias[j] - dot(s, t);
+                let mut at = 0;
                 for x in 0..k {
                     e[x] += resid * t[x];
-                    for y in 0..k {
-                        m[x * k + y] += t[x] * t[y];
+                    for &tz in &t[x..] {
+                        m[at] += t[x] * tz;
+                        at += 1;
                     }
                 }
             }
         });
-    // Each `y_j` in turn: precision `Λ + α Σ_r n_r² M_r`, right-hand side
-    // `Λμ + α Σ_r n_r (E_r + n_r M_r y_j)` over the rows `r` that rated `j`.
+    // Each `y_j` in turn, over the rows `r` that rated `j`: with `D = Σ_r n_r² M_r`, precision
+    // `Λ + α D` and right-hand side `Λμ + α (Σ_r n_r E_r + D y_j)`.
     let mut rng = stream(seed, sweep, PHASE_RATED, side as usize);
+    let mut data = vec![0.0; packed];
+    let mut weighted = vec![0.0; k];
     let mut a = vec![0.0; k * k];
-    let mut rhs = vec![0.0; k];
-    let mut my = vec![0.0; k];
+    let mut product = vec![0.0; k];
     for j in 0..columns.n_rows {
         let (raters, _) = columns.row(j);
         if raters.is_empty() {
             continue;
         }
-        a.fill(0.0);
-        for x in 0..k {
-            a[x * k + x] = prior_rated.lambda[x];
-            rhs[x] = prior_rated.lambda[x] * prior_rated.mu[x];
-        }
-        let y = &mut rated[j * k..(j + 1) * k];
-        for &r in raters {
-            let r = r as usize;
-            let (w, m) = (norm[r], &gram[r * k * k..(r + 1) * k * k]);
-            let e = &et[r * k..(r + 1) * k];
-            for x in 0..k {
-                my[x] = dot(&m[x * k..(x + 1) * k], y);
-                rhs[x] += g.alpha * w * (e[x] + w * my[x]);
-                for z in x..k {
-                    a[x * k + z] += g.alpha * w * w * m[x * k + z];
-                }
-            }
-        }
-        let mut z: Vec<f64> = (0..k).map(|_| StandardNormal.sample(&mut rng)).collect();
-        let mut draw = rhs.clone();
-        linalg::gaussian_draw(&mut a, &mut draw, &mut z).map_err(|e| match e {
-            LinalgError::NotPositiveDefinite => RowError::NotPositiveDefinite(j),
-            _ => RowError::NonFinite,
-        })?;
-        if draw.iter().any(|v| !v.is_finite()) {
-            return Err(RowError::NonFinite);
-        }
-        let delta: Vec<f64> = draw.iter().zip(y.iter()).map(|(n, o)| n - o).collect();
-        y.copy_from_slice(&draw);
+        data.fill(0.0);
+        weighted.fill(0.0);
         for &r in raters {
             let r = r as usize;
             let w = norm[r];
-            let m = &gram[r * k * k..(r + 1) * k * k];
-            for x in 0..k {
-                effective[r * k + x] += w * delta[x];
-                et[r * k + x] -= w * dot(&m[x * k..(x + 1) * k], &delta);
+            for (d, &v) in data.iter_mut().zip(&gram[r * packed..(r + 1) * packed]) {
+                *d += w * w * v;
             }
+            linalg::axpy(w, &et[r * k..(r + 1) * k], &mut weighted);
+        }
+        let y = &mut rated[j * k..(j + 1) * k];
+        packed_mat_vec(&data, y, &mut product);
+        let mut rhs: Vec<f64> = (0..k)
+            .map(|x| {
+                prior_rated.lambda[x] * prior_rated.mu[x] + g.alpha * (weighted[x] + product[x])
+            })
+            .collect();
+        let mut at = 0;
+        for x in 0..k {
+            for z in x..k {
+                a[x * k + z] = g.alpha * data[at];
+                at += 1;
+            }
+            a[x * k + x] += prior_rated.lambda[x];
+        }
+        let mut noise: Vec<f64> = (0..k).map(|_| StandardNormal.sample(&mut rng)).collect();
+        linalg::gaussian_draw(&mut a, &mut rhs, &mut noise).map_err(|e| match e {
+            LinalgError::NotPositiveDefinite => RowError::NotPositiveDefinite(j),
+            _ => RowError::NonFinite,
+        })?;
+        if rhs.iter().any(|v| !v.is_finite()) {
+            return Err(RowError::NonFinite);
+        }
+        let delta: Vec<f64> = rhs.iter().zip(y.iter()).map(|(n, o)| n - o).collect();
+        y.copy_from_slice(&rhs);
+        for &r in raters {
+            let r = r as usize;
+            let w = norm[r];
+            packed_mat_vec(&gram[r * packed..(r + 1) * packed], &delta, &mut product);
+            linalg::axpy(w, &delta, &mut effective[r * k..(r + 1) * k]);
+            linalg::axpy(-w, &product, &mut et[r * k..(r + 1) * k]);
         }
     }
     Ok(())
+}
+
+/// `out = M v` for symmetric `M` given as its packed upper triangle (row by row).
+fn packed_mat_vec(m: &[f64], v: &[f64], out: &mut [f64]) {
+    out.fill(0.0);
+    let k = v.len();
+    let mut at = 0;
+    for x in 0..k {
+        out[x] += m[at] * v[x];
+        at += 1;
+        for z in x + 1..k {
+            out[x] += m[at] * v[z];
+            out[z] += m[at] * v[x];
+            at += 1;
+        }
+    }
 }
 
 /// Draws `w0`, then the noise precision `α ~ Gamma((A + N)/2, (B + Σ e²)/2)`.
@@ -664,6 +689,19 @@ mod tests {
         assert_eq!(kept_of(10, 2, 50), (3..=10).collect::<Vec<_>>());
         assert_eq!(kept_of(100, 20, 4), vec![40, 60, 80, 100]);
         assert_eq!(kept_of(5, 4, 1), vec![5]);
+    }
+
+    #[test]
+    fn packed_upper_triangle_times_a_vector_is_the_full_symmetric_product() {
+        let full = [[2.0, -1.0, 0.5], [-1.0, 3.0, 4.0], [0.5, 4.0, -2.0]];
+        let packed = [2.0, -1.0, 0.5, 3.0, 4.0, -2.0];
+        let v = [1.0, 2.0, -3.0];
+        let mut out = [9.0; 3];
+        packed_mat_vec(&packed, &v, &mut out);
+        for x in 0..3 {
+            let expected: f64 = (0..3).map(|z| full[x][z] * v[z]).sum();
+            assert!((out[x] - expected).abs() < 1e-12, "{out:?}");
+        }
     }
 
     #[test]
