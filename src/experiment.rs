@@ -23,7 +23,7 @@ use crate::tracking::{
     TAG_RUN_NAME,
 };
 use crate::train::{
-    self, GridPoint, Observer, Outcome, PointResult, SplitSizes, TrainError, TrainSettings,
+    self, Axes, GridPoint, Observer, Outcome, PointResult, SplitSizes, TrainError, TrainSettings,
 };
 
 #[derive(Debug, Error)]
@@ -206,7 +206,7 @@ struct TrackingObserver<'a> {
     children: Vec<String>,
     base_params: Vec<Param>,
     dataset: DatasetInput,
-    implicit: bool,
+    axes: Axes,
     first_error: Option<TrackingError>,
     inner: &'a mut dyn Observer,
     scratch: PathBuf,
@@ -223,12 +223,8 @@ impl TrackingObserver<'_> {
     }
 }
 
-fn point_name(p: &GridPoint, implicit: bool) -> String {
-    if implicit {
-        format!("rank={} reg={} alpha={}", p.rank, p.reg, p.alpha)
-    } else {
-        format!("rank={} reg={}", p.rank, p.reg)
-    }
+fn point_name(p: &GridPoint, axes: Axes) -> String {
+    axes.describe("=", p)
 }
 
 impl Observer for TrackingObserver<'_> {
@@ -238,7 +234,7 @@ impl Observer for TrackingObserver<'_> {
 
     fn point_started(&mut self, index: usize, point: &GridPoint) {
         self.inner.point_started(index, point);
-        let new = NewRun::new(self.experiment_id.clone(), point_name(point, self.implicit))
+        let new = NewRun::new(self.experiment_id.clone(), point_name(point, self.axes))
             .with_parent(self.parent.clone())
             .with_tag("recflow.grid_index", index.to_string());
         match self.tracker.create_run(&new) {
@@ -382,14 +378,15 @@ fn note(s: &ExperimentSettings, prepared: &Prepared, outcome: &Outcome) -> Strin
         sum.input.path, sum.users, sum.items, sum.ratings, sum.min_interactions
     ));
     md.push_str(&format!(
-        "**Best**: rank {}, reg {}{} (selected on the {} split by `{}`).\n\n",
-        outcome.params.rank(),
-        outcome.params.reg(),
-        if outcome.params.implicit() {
-            format!(", alpha {}", outcome.params.alpha())
-        } else {
-            String::new()
-        },
+        "**Best**: {} (selected on the {} split by `{}`).\n\n",
+        Axes::of(&outcome.params.clone().into()).describe(
+            " ",
+            &GridPoint {
+                rank: outcome.params.rank(),
+                reg: outcome.params.reg(),
+                alpha: outcome.params.alpha(),
+            }
+        ),
         outcome.selected_on,
         s.train.selection.metric
     ));
@@ -541,13 +538,7 @@ fn run_logged(
         children: Vec::new(),
         base_params: params,
         dataset,
-        implicit: s
-            .train
-            .base
-            .clone()
-            .check()
-            .map(|p| p.implicit())
-            .unwrap_or(false),
+        axes: Axes::of(&s.train.base),
         first_error: None,
         inner,
         scratch: scratch.path().to_path_buf(),
@@ -659,13 +650,13 @@ fn log_pictures(
         .log_artifacts(parent, &eda_dir, Some("eda"))
         .map_err(|e| e.to_string())?;
     let plots = scratch.join("plots");
-    let implicit = outcome.params.implicit();
+    let axes = Axes::of(&outcome.params.clone().into());
     let series: Vec<crate::eda::LearningSeries> = outcome
         .points
         .iter()
         .map(|r| {
             (
-                point_name(&r.point, implicit),
+                point_name(&r.point, axes),
                 r.history
                     .iter()
                     .filter_map(|h| Some((h.iteration, h.train_loss?, h.val_rmse)))

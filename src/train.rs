@@ -106,6 +106,39 @@ impl Grid {
     }
 }
 
+/// Which grid axes a model has besides rank: alpha (implicit feedback) and reg (not for the
+/// Gibbs sampler, which learns its priors).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Axes {
+    pub alpha: bool,
+    pub reg: bool,
+}
+
+impl Axes {
+    pub fn of(params: &AlsParams) -> Self {
+        params
+            .clone()
+            .check()
+            .map(|p| Self {
+                alpha: p.implicit(),
+                reg: p.solver() != als::Solver::Gibbs,
+            })
+            .unwrap_or_default()
+    }
+
+    /// `rank 10 reg 0.1` with `sep` " ", `rank=10 reg=0.1` with "=": only the axes it has.
+    pub fn describe(self, sep: &str, p: &GridPoint) -> String {
+        let mut out = format!("rank{sep}{}", p.rank);
+        if self.reg {
+            out.push_str(&format!(" reg{sep}{}", p.reg));
+        }
+        if self.alpha {
+            out.push_str(&format!(" alpha{sep}{}", p.alpha));
+        }
+        out
+    }
+}
+
 /// Whether a metric is better low or high.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::cli::RunArgs;
-use crate::commands::train::{Axes, Progress as GridProgress};
+use crate::commands::train::Progress as GridProgress;
 use crate::commands::{show_path, Context, WithHint};
 use crate::data::etl::{EtlSettings, RatingRange};
 use crate::data::format::InputFormat;
@@ -18,7 +18,7 @@ use crate::spec::Spec;
 use crate::tracking::{
     self, BufferedTracker, FileStore, RunStatus, Tracker, TrackingSettings, TrackingUri,
 };
-use crate::train::{Grid, Selection, TrainSettings};
+use crate::train::{Axes, Grid, Selection, TrainSettings};
 
 /// Tracking connection settings from the environment (secrets stay in memory only).
 pub fn tracking_settings(ctx: &Context) -> TrackingSettings {

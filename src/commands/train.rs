@@ -18,7 +18,8 @@ use crate::eval::EvalSettings;
 use crate::model::als::{AlsParams, IterationReport, RegScaling, Solver};
 use crate::progress::Bar;
 use crate::train::{
-    self, Grid, GridPoint, Observer, Outcome, PointResult, Selection, SplitSizes, TrainSettings,
+    self, Axes, Grid, GridPoint, Observer, Outcome, PointResult, Selection, SplitSizes,
+    TrainSettings,
 };
 
 pub fn split_params(a: &SplitArgs) -> SplitParams {
@@ -117,38 +118,6 @@ impl Progress {
     }
 }
 
-/// Which grid axes a model has besides rank: alpha (implicit feedback) and reg (not for the
-/// Gibbs sampler, which learns its priors).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Axes {
-    alpha: bool,
-    reg: bool,
-}
-
-impl Axes {
-    pub fn of(params: &AlsParams) -> Self {
-        params
-            .clone()
-            .check()
-            .map(|p| Self {
-                alpha: p.implicit(),
-                reg: p.solver() != Solver::Gibbs,
-            })
-            .unwrap_or_default()
-    }
-
-    fn label(self, p: &GridPoint) -> String {
-        let mut out = format!("rank {}", p.rank);
-        if self.reg {
-            out.push_str(&format!(" reg {}", p.reg));
-        }
-        if self.alpha {
-            out.push_str(&format!(" alpha {}", p.alpha));
-        }
-        out
-    }
-}
-
 fn short_metrics(m: &[(String, f64)], keys: &[&str]) -> String {
     keys.iter()
         .filter_map(|k| {
@@ -174,7 +143,12 @@ impl Observer for Progress {
         );
     }
     fn point_started(&mut self, index: usize, point: &GridPoint) {
-        self.current = format!("{}/{} {}", index + 1, self.total, self.axes.label(point));
+        self.current = format!(
+            "{}/{} {}",
+            index + 1,
+            self.total,
+            self.axes.describe(" ", point)
+        );
         self.bar.set_message(self.current.clone());
     }
     fn iteration(&mut self, _index: Option<usize>, r: &IterationReport) {
@@ -198,7 +172,7 @@ impl Observer for Progress {
             "model {}/{} {}: {} (fit {:.2}s)",
             index + 1,
             self.total,
-            self.axes.label(&r.point),
+            self.axes.describe(" ", &r.point),
             short_metrics(&r.metrics, &["rmse", "precision_at_10", "ndcg_at_10"]),
             r.fit_seconds
         );
@@ -208,7 +182,7 @@ impl Observer for Progress {
         if refit {
             tracing::info!(
                 "refitting the selected model ({}) on the whole training split",
-                self.axes.label(point)
+                self.axes.describe(" ", point)
             );
         }
     }
@@ -354,11 +328,14 @@ pub fn report(
     ctx.say(format!(
         "\ntest split ({} ratings), {}:",
         outcome.sizes.test,
-        axes.label(&GridPoint {
-            rank: outcome.params.rank(),
-            reg: outcome.params.reg(),
-            alpha: outcome.params.alpha(),
-        })
+        axes.describe(
+            " ",
+            &GridPoint {
+                rank: outcome.params.rank(),
+                reg: outcome.params.reg(),
+                alpha: outcome.params.alpha(),
+            }
+        )
     ));
     let metrics = outcome.test.metrics();
     ctx.say(format!(

@@ -307,7 +307,8 @@ pub(super) fn fit(
             .map_err(fail(Side::User))?;
         half_sweep(seed, sweep, 1, &by_item, &by_user, &mut items, &users, g)
             .map_err(fail(Side::Item))?;
-        g = sample_global(seed, sweep, &by_user, &users, &items, g);
+        let squared_error;
+        (g, squared_error) = sample_global(seed, sweep, &by_user, &users, &items, g);
         let mut rng = stream(seed, sweep, PHASE_GLOBAL, 1);
         for block in [&mut users, &mut items] {
             let Block {
@@ -328,26 +329,33 @@ pub(super) fn fit(
             }
         }
 
-        let val_rmse = if kept(sweep, max_iter, burn_in, samples) {
+        let is_kept = kept(sweep, max_iter, burn_in, samples);
+        if is_kept {
             posterior.keep(&users, &items, g);
+        }
+        // The curve follows the current draw until the first sample is kept, then the
+        // posterior mean of the samples kept so far (what the model would be if stopped there).
+        let val_rmse = if !params.curves() {
+            None
+        } else if posterior.len() == 0 {
             let predictions = predict_all(&val, &users, &items, g);
-            add(&mut posterior.validation, &predictions);
+            rmse(val.iter().zip(&predictions).map(|(v, &p)| (v.2, p)))
+        } else {
+            if is_kept {
+                let predictions = predict_all(&val, &users, &items, g);
+                add(&mut posterior.validation, &predictions);
+            }
             let k = posterior.len() as f64;
             rmse(
                 val.iter()
                     .zip(&posterior.validation)
                     .map(|(v, p)| (v.2, p / k)),
             )
-        } else if params.curves() {
-            let predictions = predict_all(&val, &users, &items, g);
-            rmse(val.iter().zip(&predictions).map(|(v, &p)| (v.2, p)))
-        } else {
-            None
         };
         on_iter(&IterationReport {
             iteration: sweep,
-            train_loss: None,
-            val_rmse: val_rmse.filter(|_| params.curves()),
+            train_loss: params.curves().then_some(squared_error),
+            val_rmse,
             seconds: start.elapsed().as_secs_f64(),
         });
     }
@@ -559,7 +567,8 @@ fn packed_mat_vec(m: &[f64], v: &[f64], out: &mut [f64]) {
     }
 }
 
-/// Draws `w0`, then the noise precision `α ~ Gamma((A + N)/2, (B + Σ e²)/2)`.
+/// Draws `w0`, then the noise precision `α ~ Gamma((A + N)/2, (B + Σ e²)/2)`; also returns that
+/// `Σ e²`, the current draw's squared error over the training ratings.
 fn sample_global(
     seed: u64,
     sweep: usize,
@@ -567,7 +576,7 @@ fn sample_global(
     users: &Block,
     items: &Block,
     g: Global,
-) -> Global {
+) -> (Global, f64) {
     let k = users.effective.len() / users.bias.len().max(1);
     // Per-user partial sums, added in user order: the same totals whatever the thread count.
     let partial: Vec<(f64, f64)> = (0..by_user.n_rows)
@@ -602,7 +611,7 @@ fn sample_global(
     let delta = w0 - g.w0;
     let sq = sq - 2.0 * delta * sum + n * delta * delta;
     let alpha = gamma((PRIOR_A + n) / 2.0, (PRIOR_B + sq) / 2.0, &mut rng);
-    Global { w0, alpha }
+    (Global { w0, alpha }, sq)
 }
 
 #[cfg(test)]
@@ -802,7 +811,9 @@ mod tests {
         })
         .unwrap();
         assert_eq!(reports.len(), 12);
-        assert!(reports.iter().all(|r| r.train_loss.is_none()));
+        assert!(reports
+            .iter()
+            .all(|r| r.train_loss.is_some_and(|l| l > 0.0)));
         let last = reports.last().unwrap().val_rmse.unwrap();
         assert!((last - test_rmse(&model, &test)).abs() < 1e-4, "{last}");
     }

@@ -73,7 +73,8 @@ pub struct IterationReport {
     pub iteration: usize,
     /// The objective being minimized, regularization included. Explicit: squared error over the
     /// training ratings. Implicit: confidence-weighted squared error over every user-item pair.
-    /// `None` when the parameters turned it off.
+    /// Gibbs solver: the current draw's squared error over the training ratings (a sampler has
+    /// no objective). `None` when the parameters turned it off.
     pub train_loss: Option<f64>,
     /// RMSE on the validation ratings whose user and item both have training ratings; explicit
     /// models only (an implicit model predicts preferences, not ratings).
