@@ -439,12 +439,11 @@ fn half_sweep(
                 let t = &other.effective[j * k..(j + 1) * k];
                 h[..k].copy_from_slice(t);
                 let target = rating as f64 - g.w0 - other.bias[j] - dot(&rest, t);
+                // Upper triangle, one contiguous slice per row, so the loop vectorizes.
                 for x in 0..d {
                     let hx = g.alpha * h[x];
                     rhs[x] += hx * target;
-                    for y in x..d {
-                        a[x * d + y] += hx * h[y];
-                    }
+                    linalg::axpy(hx, &h[x..], &mut a[x * d + x..(x + 1) * d]);
                 }
             }
             let mut rng = stream(seed, sweep, PHASE_ROWS, (side as usize) << 31 | r);
@@ -486,10 +485,8 @@ fn half_sweep(
                 let mut at = 0;
                 for x in 0..k {
                     e[x] += resid * t[x];
-                    for &tz in &t[x..] {
-                        m[at] += t[x] * tz;
-                        at += 1;
-                    }
+                    linalg::axpy(t[x], &t[x..], &mut m[at..at + k - x]);
+                    at += k - x;
                 }
             }
         });
@@ -557,13 +554,11 @@ fn packed_mat_vec(m: &[f64], v: &[f64], out: &mut [f64]) {
     let k = v.len();
     let mut at = 0;
     for x in 0..k {
-        out[x] += m[at] * v[x];
-        at += 1;
-        for z in x + 1..k {
-            out[x] += m[at] * v[z];
-            out[z] += m[at] * v[x];
-            at += 1;
-        }
+        // Row x of the triangle times v, then the same entries as column x (below the diagonal).
+        let row = &m[at..at + k - x];
+        out[x] += linalg::dot(row, &v[x..]);
+        linalg::axpy(v[x], &row[1..], &mut out[x + 1..]);
+        at += k - x;
     }
 }
 
