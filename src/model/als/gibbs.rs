@@ -174,8 +174,9 @@ fn stream(seed: u64, sweep: usize, phase: u64, row: usize) -> ChaCha8Rng {
 
 /// Running sums of the kept samples: the posterior mean and what the saved model holds.
 struct Posterior {
-    users: Vec<Vec<f64>>,
-    items: Vec<Vec<f64>>,
+    /// Kept draws of the effective vectors, in the precision the model stores (f32).
+    users: Vec<Vec<f32>>,
+    items: Vec<Vec<f32>>,
     global: f64,
     user_bias: Vec<f64>,
     item_bias: Vec<f64>,
@@ -196,8 +197,9 @@ impl Posterior {
     }
 
     fn keep(&mut self, users: &Block, items: &Block, g: Global) {
-        self.users.push(users.effective.clone());
-        self.items.push(items.effective.clone());
+        let narrow = |v: &[f64]| v.iter().map(|&x| x as f32).collect();
+        self.users.push(narrow(&users.effective));
+        self.items.push(narrow(&items.effective));
         self.global += g.w0;
         add(&mut self.user_bias, &users.bias);
         add(&mut self.item_bias, &items.bias);
@@ -211,10 +213,10 @@ impl Posterior {
     /// item's rows is the average of the samples' dot products.
     fn into_model(self, rank: usize) -> AlsModel {
         let s = self.len().max(1);
-        let scale = 1.0 / (s as f64).sqrt();
-        let stack = |samples: &[Vec<f64>], n: usize| {
+        let scale = 1.0 / (s as f32).sqrt();
+        let stack = |samples: &[Vec<f32>], n: usize| {
             Array2::from_shape_fn((n, rank * samples.len()), |(r, c)| {
-                (samples[c / rank][r * rank + c % rank] * scale) as f32
+                samples[c / rank][r * rank + c % rank] * scale
             })
         };
         let mean = |v: Vec<f64>| Array1::from_iter(v.into_iter().map(|x| (x / s as f64) as f32));
