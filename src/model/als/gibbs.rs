@@ -63,19 +63,12 @@ impl Prior {
         }
     }
 
-    /// Draws the mean and precision of every dimension given the group's current values (the
-    /// rows listed in `active`, `dims` values each, starting at `rows[r * stride + offset]`).
-    fn resample(
-        &mut self,
-        values: &[f64],
-        stride: usize,
-        offset: usize,
-        active: &[usize],
-        rng: &mut ChaCha8Rng,
-    ) {
+    /// Draws the mean and precision of every dimension given the group's current values: the
+    /// rows listed in `active`, row `r` at `values[r * stride..]`, one value per dimension.
+    fn resample(&mut self, values: &[f64], stride: usize, active: &[usize], rng: &mut ChaCha8Rng) {
         let m = active.len() as f64;
         for d in 0..self.mu.len() {
-            let at = |r: usize| values[r * stride + offset + d];
+            let at = |r: usize| values[r * stride + d];
             let sum: f64 = active.iter().map(|&r| at(r)).sum();
             let sd = 1.0 / ((m + PRIOR_GAMMA) * self.lambda[d]).sqrt();
             let z: f64 = StandardNormal.sample(rng);
@@ -242,7 +235,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Which sweeps are kept: `samples` of those after burn-in, evenly spaced, the last included.
-pub(super) fn kept(sweep: usize, max_iter: usize, burn_in: usize, samples: usize) -> bool {
+fn kept(sweep: usize, max_iter: usize, burn_in: usize, samples: usize) -> bool {
     if sweep <= burn_in || sweep > max_iter {
         return false;
     }
@@ -324,10 +317,10 @@ pub(super) fn fit(
                 prior_rated,
                 ..
             } = block;
-            prior_own.resample(own, rank, 0, active, &mut rng);
-            prior_bias.resample(bias, 1, 0, active, &mut rng);
+            prior_own.resample(own, rank, active, &mut rng);
+            prior_bias.resample(bias, 1, active, &mut rng);
             if !rated.is_empty() {
-                prior_rated.resample(rated, rank, 0, active_other, &mut rng);
+                prior_rated.resample(rated, rank, active_other, &mut rng);
             }
         }
 
