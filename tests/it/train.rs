@@ -293,46 +293,61 @@ fn metrics_agree_with_an_independent_evaluator() {
         return;
     };
     let d = prepared();
-    d.run(&["train-als", "--rank", "6", "--maxiter", "5"]).ok();
-    let ours = json(
-        &d.run(&[
-            "eval",
-            "--model",
-            "artifacts/als_model",
-            "--save-split",
-            "split",
-            "--json",
-        ])
-        .ok(),
-    );
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_metrics.py");
-    let out = std::process::Command::new(py)
-        .arg(script)
-        .args([d.join("artifacts/als_model"), d.join("split")])
-        .arg("10")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for key in [
-        "rmse",
-        "mae",
-        "precision_at_10",
-        "recall_at_10",
-        "ndcg_at_10",
-        "map_at_10",
-        "coverage_at_10",
-    ] {
-        let a = ours["metrics"][key].as_f64().unwrap();
-        let b = theirs[key].as_f64().unwrap();
-        assert!(
-            (a - b).abs() < 1e-4,
-            "{key}: recflow {a} vs independent {b}"
+    // ALS, and a Bayesian model whose factors are stacked samples.
+    let models: [&[&str]; 2] = [
+        &["--rank", "6", "--maxiter", "5"],
+        &[
+            "--solver",
+            "gibbs",
+            "--rated-sets",
+            "--rank",
+            "4",
+            "--maxiter",
+            "8",
+            "--samples",
+            "3",
+        ],
+    ];
+    for (n, args) in models.iter().enumerate() {
+        let dir = format!("model{n}");
+        let mut train = vec!["train-als", "--model-dir", &dir];
+        train.extend_from_slice(args);
+        d.run(&train).ok();
+        let split = format!("split{n}");
+        let ours = json(
+            &d.run(&["eval", "--model", &dir, "--save-split", &split, "--json"])
+                .ok(),
         );
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_metrics.py");
+        let out = std::process::Command::new(&py)
+            .arg(script)
+            .args([d.join(&dir), d.join(&split)])
+            .arg("10")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for key in [
+            "rmse",
+            "mae",
+            "precision_at_10",
+            "recall_at_10",
+            "ndcg_at_10",
+            "map_at_10",
+            "coverage_at_10",
+        ] {
+            let a = ours["metrics"][key].as_f64().unwrap();
+            let b = theirs[key].as_f64().unwrap();
+            assert!(
+                (a - b).abs() < 1e-4,
+                "{args:?} {key}: recflow {a} vs independent {b}"
+            );
+        }
     }
 }
 
