@@ -345,9 +345,9 @@ pub struct ModelArgs {
     /// Regularization scaling: `count` (lambda x each row's rating count, Spark) or `none`.
     #[arg(long, value_enum, default_value = "count")]
     pub reg_scaling: RegScalingKind,
-    /// Iterations.
-    #[arg(long, alias = "max-iter", default_value_t = 10)]
-    pub maxiter: usize,
+    /// Iterations (sweeps for `--solver gibbs`) [default: 10; 200 for gibbs].
+    #[arg(long, alias = "max-iter")]
+    pub maxiter: Option<usize>,
     /// Worker threads [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,

@@ -97,13 +97,15 @@ fn resolve(
     let implicit = m.implicit.unwrap_or(false);
     let k = spec.eval.k.unwrap_or(10);
     let seed = m.seed.or(sp.seed).unwrap_or(42);
+    let solver = match m.solver.as_deref() {
+        Some("cg") => Solver::Cg,
+        Some("gibbs") => Solver::Gibbs,
+        _ => Solver::Cholesky,
+    };
+    let max_iter = m.max_iter.unwrap_or_else(|| solver.default_max_iter());
     let base = AlsParams::new()
         .implicit(implicit)
-        .solver(match m.solver.as_deref() {
-            Some("cg") => Solver::Cg,
-            Some("gibbs") => Solver::Gibbs,
-            _ => Solver::Cholesky,
-        })
+        .solver(solver)
         .cg_steps(m.cg_steps.unwrap_or(3))
         .burn_in(m.burn_in)
         .samples(m.samples)
@@ -114,7 +116,7 @@ fn resolve(
         } else {
             RegScaling::Count
         })
-        .max_iter(m.max_iter.unwrap_or(10))
+        .max_iter(max_iter)
         .seed(seed);
     let g = &spec.grid;
     let train = TrainSettings {
@@ -181,7 +183,7 @@ fn resolve(
             put("rated_sets", p.rated_sets().to_string());
         }
     }
-    put("max_iter", m.max_iter.unwrap_or(10).to_string());
+    put("max_iter", max_iter.to_string());
     put("biases", m.biases.unwrap_or(!implicit).to_string());
     put(
         "reg_scaling",
@@ -263,7 +265,12 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<()> {
     on_interrupt(tracker.clone(), open.clone());
     let mut progress = GridProgress::new(
         ctx,
-        spec.model.max_iter.unwrap_or(10),
+        settings
+            .train
+            .base
+            .clone()
+            .check()
+            .map_or(0, |p| p.max_iter()),
         Axes::of(&settings.train.base),
     );
     let result = experiment::run(

@@ -39,14 +39,23 @@ pub fn strategy(kind: SplitKind, n: usize) -> SplitStrategy {
     }
 }
 
+fn solver(m: &ModelArgs) -> Solver {
+    match m.solver {
+        SolverKind::Cholesky => Solver::Cholesky,
+        SolverKind::Cg => Solver::Cg,
+        SolverKind::Gibbs => Solver::Gibbs,
+    }
+}
+
+/// `--maxiter`, else the solver's default.
+fn max_iter(m: &ModelArgs) -> usize {
+    m.maxiter.unwrap_or_else(|| solver(m).default_max_iter())
+}
+
 fn base_params(m: &ModelArgs, seed: u64) -> AlsParams {
     AlsParams::new()
         .implicit(m.implicit)
-        .solver(match m.solver {
-            SolverKind::Cholesky => Solver::Cholesky,
-            SolverKind::Cg => Solver::Cg,
-            SolverKind::Gibbs => Solver::Gibbs,
-        })
+        .solver(solver(m))
         .cg_steps(m.cg_steps)
         .burn_in(m.burn_in)
         .samples(m.samples)
@@ -56,7 +65,7 @@ fn base_params(m: &ModelArgs, seed: u64) -> AlsParams {
             RegScalingKind::Count => RegScaling::Count,
             RegScalingKind::None => RegScaling::None,
         })
-        .max_iter(m.maxiter)
+        .max_iter(max_iter(m))
         .seed(seed)
         .curves(!m.no_curves)
 }
@@ -461,7 +470,7 @@ pub fn run_train_als(ctx: &Context, a: &TrainAlsArgs) -> anyhow::Result<()> {
         &a.split,
         settings,
         &a.model.model_dir,
-        a.model.maxiter,
+        max_iter(&a.model),
     )
 }
 
@@ -505,6 +514,6 @@ pub fn run_train(ctx: &Context, a: &TrainArgs) -> anyhow::Result<()> {
         &a.split,
         settings,
         &a.model.model_dir,
-        a.model.maxiter,
+        max_iter(&a.model),
     )
 }

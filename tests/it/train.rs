@@ -119,8 +119,6 @@ fn a_bayesian_model_is_saved_and_read_like_any_other() {
             "--rated-sets",
             "--rank",
             "3",
-            "--maxiter",
-            "12",
             "--samples",
             "4",
             "--json",
@@ -132,6 +130,9 @@ fn a_bayesian_model_is_saved_and_read_like_any_other() {
     assert_eq!(meta["rank"], 3);
     assert_eq!(meta["scoring_rank"], 3 * 4 + 2);
     assert_eq!(meta["params"]["solver"], "gibbs");
+    // Without --maxiter the sampler runs its own default, and the burn-in used is recorded.
+    assert_eq!(meta["params"]["max_iter"], 200);
+    assert_eq!(meta["params"]["burn_in"], 40);
     let evaluated = json(
         &d.run(&["eval", "--model", "artifacts/als_model", "--json"])
             .ok(),
@@ -261,7 +262,7 @@ fn bad_parameters_are_rejected_before_any_work() {
             "the gibbs solver fits explicit ratings only",
         ),
         (
-            &["--solver", "gibbs", "--burn-in", "10"],
+            &["--solver", "gibbs", "--maxiter", "10", "--burn-in", "10"],
             "burn_in `10` must be below max_iter `10`",
         ),
     ];
