@@ -502,9 +502,7 @@ fn half_sweep(
         for &r in raters {
             let r = r as usize;
             let w = norm[r];
-            for (d, &v) in data.iter_mut().zip(&gram[r * packed..(r + 1) * packed]) {
-                *d += w * w * v;
-            }
+            linalg::axpy(w * w, &gram[r * packed..(r + 1) * packed], &mut data);
             linalg::axpy(w, &et[r * k..(r + 1) * k], &mut weighted);
         }
         let y = &mut rated[j * k..(j + 1) * k];
