@@ -790,6 +790,41 @@ mod tests {
         assert!(users.rated.iter().any(|&v| v != 0.0));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn samples_are_finite_and_rows_without_ratings_stay_zero(
+            seed in 0u64..1000,
+            rated_sets in proptest::prelude::any::<bool>(),
+        ) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let rows: Vec<(u32, u32, f32)> = (0..30)
+                .map(|_| (rng.gen_range(0..8), rng.gen_range(0..9), rng.gen_range(1.0..5.0)))
+                .collect();
+            let train = Interactions::new(
+                rows.iter().map(|r| r.0).collect(),
+                rows.iter().map(|r| r.1).collect(),
+                rows.iter().map(|r| r.2).collect(),
+                None,
+                10,
+                10,
+            )
+            .unwrap();
+            let p = AlsParams::from(params(3, 6, rated_sets)).seed(seed).check().unwrap();
+            let m = fit(&p, &train, None, &mut |_| {}).unwrap();
+            proptest::prop_assert_eq!(m.user_factors.ncols(), 3 * 5);
+            proptest::prop_assert!(m
+                .user_factors
+                .iter()
+                .chain(m.item_factors.iter())
+                .all(|v| v.is_finite()));
+            proptest::prop_assert!(m.user_factors.row(9).iter().all(|&v| v == 0.0));
+            proptest::prop_assert!(m.item_factors.row(9).iter().all(|&v| v == 0.0));
+            proptest::prop_assert!(m.user_bias[9] == 0.0 && m.item_bias[9] == 0.0);
+        }
+    }
+
     #[test]
     fn reports_every_sweep_with_the_validation_rmse_of_the_posterior_mean() {
         let (train, test) = planted(5, 0.3, 0.5);
