@@ -244,7 +244,9 @@ impl Observer for TrackingObserver<'_> {
                 let mut params = self.base_params.clone();
                 params.retain(|p| !matches!(p.key.as_str(), "rank" | "reg" | "alpha"));
                 params.push(Param::new("rank", point.rank.to_string()));
-                params.push(Param::new("reg", point.reg.to_string()));
+                if self.axes.reg {
+                    params.push(Param::new("reg", point.reg.to_string()));
+                }
                 params.push(Param::new("alpha", point.alpha.to_string()));
                 let r = self.tracker.log_batch(
                     &id,

@@ -191,7 +191,14 @@ fn resolve(
     );
     put("seed", seed.to_string());
     put("grid.rank", format!("{:?}", train.grid.ranks));
-    put("grid.reg", format!("{:?}", train.grid.regs));
+    put(
+        "grid.reg",
+        if solver == Solver::Gibbs {
+            "not an axis (gibbs learns its priors)".into()
+        } else {
+            format!("{:?}", train.grid.regs)
+        },
+    );
     put("grid.alpha", format!("{:?}", train.grid.alphas));
     put("eval.k", k.to_string());
     put("eval.select", train.selection.metric.clone());
