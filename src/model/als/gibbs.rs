@@ -22,7 +22,7 @@
 //! Every row draws from its own ChaCha stream (seed, sweep, phase, row) and the sequential draws
 //! from one stream per phase, so a fit depends on the seed and the data, not the thread count.
 
-use super::linalg::{self, LinalgError};
+use super::linalg::{self, dot, LinalgError};
 use super::params::ValidAlsParams;
 use super::{AlsError, AlsModel, IterationReport, Side};
 use crate::data::interactions::{Csr, Interactions};
@@ -194,8 +194,8 @@ impl Posterior {
         self.users.push(narrow(&users.effective));
         self.items.push(narrow(&items.effective));
         self.global += g.w0;
-        add(&mut self.user_bias, &users.bias);
-        add(&mut self.item_bias, &items.bias);
+        linalg::axpy(1.0, &users.bias, &mut self.user_bias);
+        linalg::axpy(1.0, &items.bias, &mut self.item_bias);
     }
 
     fn len(&self) -> usize {
@@ -222,16 +222,6 @@ impl Posterior {
             implicit: false,
         }
     }
-}
-
-fn add(acc: &mut [f64], v: &[f64]) {
-    for (a, x) in acc.iter_mut().zip(v) {
-        *a += x;
-    }
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    linalg::dot(a, b)
 }
 
 /// Which sweeps are kept: `samples` of those after burn-in, evenly spaced, the last included.
@@ -338,7 +328,7 @@ pub(super) fn fit(
         } else {
             if is_kept {
                 let predictions = predict_all(&val, &users, &items, g);
-                add(&mut posterior.validation, &predictions);
+                linalg::axpy(1.0, &predictions, &mut posterior.validation);
             }
             let k = posterior.len() as f64;
             rmse(
@@ -383,6 +373,19 @@ fn rmse(pairs: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
 enum RowError {
     NotPositiveDefinite(usize),
     NonFinite,
+}
+
+/// Overwrites `rhs` with a finite draw from `N(a⁻¹ rhs, a⁻¹)`; `row` names the system on failure.
+fn draw(a: &mut [f64], rhs: &mut [f64], rng: &mut ChaCha8Rng, row: usize) -> Result<(), RowError> {
+    let mut noise: Vec<f64> = (0..rhs.len()).map(|_| StandardNormal.sample(rng)).collect();
+    linalg::gaussian_draw(a, rhs, &mut noise).map_err(|e| match e {
+        LinalgError::NotPositiveDefinite => RowError::NotPositiveDefinite(row),
+        _ => RowError::NonFinite,
+    })?;
+    if rhs.iter().any(|v| !v.is_finite()) {
+        return Err(RowError::NonFinite);
+    }
+    Ok(())
 }
 
 /// Draws one side's rows, then (rated sets on) its rated-set vectors, with the other side fixed.
@@ -442,14 +445,7 @@ fn half_sweep(
                 }
             }
             let mut rng = stream(seed, sweep, PHASE_ROWS, (side as usize) << 31 | r);
-            let mut z: Vec<f64> = (0..d).map(|_| StandardNormal.sample(&mut rng)).collect();
-            linalg::gaussian_draw(&mut a, &mut rhs, &mut z).map_err(|e| match e {
-                LinalgError::NotPositiveDefinite => RowError::NotPositiveDefinite(r),
-                _ => RowError::NonFinite,
-            })?;
-            if rhs.iter().any(|v| !v.is_finite()) {
-                return Err(RowError::NonFinite);
-            }
+            draw(&mut a, &mut rhs, &mut rng, r)?;
             p.copy_from_slice(&rhs[..k]);
             *b = rhs[k];
             for x in 0..k {
@@ -520,14 +516,7 @@ fn half_sweep(
             }
             a[x * k + x] += prior_rated.lambda[x];
         }
-        let mut noise: Vec<f64> = (0..k).map(|_| StandardNormal.sample(&mut rng)).collect();
-        linalg::gaussian_draw(&mut a, &mut rhs, &mut noise).map_err(|e| match e {
-            LinalgError::NotPositiveDefinite => RowError::NotPositiveDefinite(j),
-            _ => RowError::NonFinite,
-        })?;
-        if rhs.iter().any(|v| !v.is_finite()) {
-            return Err(RowError::NonFinite);
-        }
+        draw(&mut a, &mut rhs, &mut rng, j)?;
         let delta: Vec<f64> = rhs.iter().zip(y.iter()).map(|(n, o)| n - o).collect();
         y.copy_from_slice(&rhs);
         for &r in raters {
@@ -549,7 +538,7 @@ fn packed_mat_vec(m: &[f64], v: &[f64], out: &mut [f64]) {
     for x in 0..k {
         // Row x of the triangle times v, then the same entries as column x (below the diagonal).
         let row = &m[at..at + k - x];
-        out[x] += linalg::dot(row, &v[x..]);
+        out[x] += dot(row, &v[x..]);
         linalg::axpy(v[x], &row[1..], &mut out[x + 1..]);
         at += k - x;
     }
@@ -632,18 +621,10 @@ mod tests {
                 }
             }
         }
-        let table = |rows: &[(u32, u32, f32)]| {
-            Interactions::new(
-                rows.iter().map(|r| r.0).collect(),
-                rows.iter().map(|r| r.1).collect(),
-                rows.iter().map(|r| r.2).collect(),
-                None,
-                n_users,
-                n_items,
-            )
-            .unwrap()
-        };
-        (table(&train), table(&test))
+        (
+            Interactions::from_rows(&train, n_users, n_items),
+            Interactions::from_rows(&test, n_users, n_items),
+        )
     }
 
     fn params(rank: usize, sweeps: usize, rated_sets: bool) -> ValidAlsParams {
@@ -802,15 +783,7 @@ mod tests {
             let rows: Vec<(u32, u32, f32)> = (0..30)
                 .map(|_| (rng.gen_range(0..8), rng.gen_range(0..9), rng.gen_range(1.0..5.0)))
                 .collect();
-            let train = Interactions::new(
-                rows.iter().map(|r| r.0).collect(),
-                rows.iter().map(|r| r.1).collect(),
-                rows.iter().map(|r| r.2).collect(),
-                None,
-                10,
-                10,
-            )
-            .unwrap();
+            let train = Interactions::from_rows(&rows, 10, 10);
             let p = AlsParams::from(params(3, 6, rated_sets)).seed(seed).check().unwrap();
             let m = fit(&p, &train, None, &mut |_| {}).unwrap();
             proptest::prop_assert_eq!(m.user_factors.ncols(), 3 * 5);
