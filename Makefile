@@ -30,7 +30,7 @@ build: setup ## Build the release binary (tests use the same profile)
 run: build ## Run experiments/quickstart.toml end to end on the generated sample (no network)
 	@[ -f $(SAMPLE) ] || $(BIN) generate --out $(SAMPLE)
 	$(BIN) run experiments/quickstart.toml
-	$(BIN) recommend --model artifacts/als_model -k 5 --user "$$(zcat $(SAMPLE) | head -1 | sed -E 's/.*"reviewerID": "([^"]+)".*/\1/')"
+	$(BIN) recommend --model artifacts/model -k 5 --user "$$(zcat $(SAMPLE) | head -1 | sed -E 's/.*"reviewerID": "([^"]+)".*/\1/')"
 
 ui: venv ## Open the MLflow UI on the file store (http://127.0.0.1:5000)
 	MLFLOW_ALLOW_FILE_STORE=true $(VENV)/bin/mlflow ui --backend-store-uri ./mlruns --host 127.0.0.1 --port 5000

@@ -2,6 +2,8 @@
 //! BLAS on every rayon worker (as training and scoring run), so ALS speed can be reported as a
 //! fraction of it (`make bench-als`). Prints one JSON line.
 //! Usage: cargo bench --bench blas -- [n] [repeats]
+// A benchmark reports its figures on stdout.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::time::Instant;
 

@@ -1,6 +1,8 @@
 //! MLflow logging throughput through recflow's tracking library, on the workload of
 //! ../shared/peers/peer_mlflow_logging.py: RUNS x (20 params + 10 metrics x 100 steps), batched.
 //! Usage: cargo bench --bench logging -- URI RUNS [THREADS]   (prints one JSON line)
+// A benchmark reports its figures on stdout.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

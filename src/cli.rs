@@ -2,9 +2,37 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::data::format::{ColumnSpec, InputFormat};
+use crate::data::split::SplitKind;
+use crate::model::als::{RegScaling, Solver};
+use crate::model::family::FamilyName;
+use crate::names::Named;
+pub use crate::settings::env::LogLevel;
+
+/// Domain enums are clap value enums through their own names (no mirror enums here).
+macro_rules! value_enums {
+    ($($t:ty),*) => {$(
+        impl ValueEnum for $t {
+            fn value_variants<'a>() -> &'a [Self] {
+                <$t as Named>::ALL
+            }
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.name()))
+            }
+        }
+    )*};
+}
+value_enums!(
+    InputFormat,
+    SplitKind,
+    Solver,
+    RegScaling,
+    FamilyName,
+    LogLevel
+);
 
 /// recflow: recommender-system experiments from the command line.
 ///
@@ -39,16 +67,10 @@ pub struct GlobalArgs {
     /// Print results as JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "lowercase")]
-pub enum LogLevel {
-    Error,
-    Warn,
-    Info,
-    Debug,
-    Trace,
+    /// Print the settings the command resolved (command line, spec, environment, defaults) and
+    /// exit without doing anything.
+    #[arg(long, global = true)]
+    pub show_settings: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,53 +101,61 @@ pub enum Command {
     ///   recflow download --url http://127.0.0.1:8080/reviews.json.gz --out data/raw/r.json.gz
     #[command(verbatim_doc_comment)]
     Download(DownloadArgs),
-    /// Train one ALS model on the processed data and save it (artifacts/als_model).
+    /// Train one ALS model on the processed data and save it (artifacts/model).
     ///
-    /// Runs the ETL first when data/processed is missing. Defaults follow Spark: rank 10, reg 0.1,
-    /// alpha 1.0, 10 iterations, all ratings. Reports test metrics beside the popularity baseline.
+    /// Runs the ETL of RAW_REVIEWS_PATH first when data/processed is empty (it never downloads).
+    /// Defaults follow Spark: rank 10, reg 0.1, alpha 1.0, 10 iterations, all ratings. Reports the
+    /// test metrics.
     ///
     /// Example:
     ///   recflow train-als --rank 50 --reg 0.1 --alpha 1.0 --maxiter 10 --sample-fraction 0.2 --sample-seed 42
     ///   recflow train-als --implicit --solver cg --rank 64 --reg 0.05 --alpha 10
     #[command(verbatim_doc_comment, visible_alias = "train_als")]
     TrainAls(TrainAlsArgs),
-    /// Train a grid of ALS models, select one on a validation split, save it.
+    /// Search one model family (ALS by default), select on a validation split, save the winner.
     ///
-    /// Default grid: rank 32, 50, 64 x reg 0.05, 0.1, 0.2 (alpha is a third axis for implicit).
-    /// Selection: lowest RMSE, ties by Precision@K (explicit); highest NDCG@K (implicit).
+    /// ALS's default grid: rank 32, 50, 64 x reg 0.05, 0.1, 0.2 (alpha 0.25, 0.5, 1 is a third
+    /// axis for implicit). Any family takes `--param NAME=VALUE` and `--grid NAME=V1,V2`.
+    /// Selection: lowest RMSE for rating models, highest NDCG@K otherwise; ties by Precision@K.
     ///
     /// Example:
     ///   recflow train
     ///   recflow train --rank 16,32 --reg 0.05,0.1 --implicit --alpha 1,10,40
+    ///   recflow train --family ease --grid lambda=100,500,1000
+    ///   recflow train --family item_knn --param neighbors=200 --select ndcg_at_10
     #[command(verbatim_doc_comment)]
     Train(TrainArgs),
-    /// Recompute a saved model's metrics on a split of the processed data.
+    /// Recompute a saved model's metrics on a split of the data it was trained on.
     ///
-    /// The split defaults to the one the model was trained with (from its metadata.json).
+    /// The data folder, split and K default to the model's own (from its metadata.json);
+    /// `--test-file` evaluates on a file you split yourself.
     ///
     /// Example:
-    ///   recflow eval --model artifacts/als_model
-    ///   recflow eval --model artifacts/als_model -k 20 --relevance-threshold 4
+    ///   recflow eval --model artifacts/model
+    ///   recflow eval --model artifacts/model -k 20 --relevance-threshold 4
     #[command(verbatim_doc_comment)]
-    Eval(EvalArgs),
+    Eval(EvalCmdArgs),
     /// Top-K recommendations of a saved model, for one user or for every user.
     ///
     /// Items the user already rated are excluded; a user the model has never seen gets the most
     /// popular items, and the output says so.
     ///
     /// Example:
-    ///   recflow recommend --model artifacts/als_model --user A2SUAM1J3GNN3B -k 10
-    ///   recflow recommend --model artifacts/als_model --all --out recs.parquet
+    ///   recflow recommend --model artifacts/model --user A2SUAM1J3GNN3B -k 10
+    ///   recflow recommend --model artifacts/model --all --out recs.parquet
     #[command(verbatim_doc_comment)]
     Recommend(RecommendArgs),
-    /// Run an experiment spec end to end: ETL, split, grid, evaluation, selection, MLflow logging.
+    /// Run an experiment spec end to end: ETL, split, every model entry's search, evaluation,
+    /// selection, the leaderboard, MLflow logging.
     ///
-    /// Logs a parent run with one nested run per grid point to the tracking URI (a file store
-    /// that `mlflow ui` reads, or an MLflow server), and saves the best model.
+    /// Logs a parent run with one nested run per configuration and one final run per entry to the
+    /// tracking URI (a file store that `mlflow ui` reads, or an MLflow server), and saves the
+    /// winner on the validation split.
     ///
     /// Example:
     ///   recflow run experiments/quickstart.toml
     ///   recflow run experiments/movielens_100k.toml --set data.input=ml-100k.inter --set grid.rank=[32,64]
+    ///   recflow run experiments/quickstart.toml --set models.ease.grid.lambda=[100,1000]
     ///   recflow run experiments/quickstart.toml --tracking-uri http://127.0.0.1:5000
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
@@ -172,7 +202,7 @@ pub enum Command {
     /// (bearer token from RECFLOW_ADMIN_TOKEN). SIGHUP reloads the model; SIGTERM stops gracefully.
     ///
     /// Example:
-    ///   recflow serve --model artifacts/als_model --port 8000
+    ///   recflow serve --model artifacts/model --port 8000
     ///   recflow serve --run-id 58dbba3dad274c55a06cbe4dbd863f4f --tracking-uri file:./mlruns
     #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
@@ -212,13 +242,13 @@ pub struct EtlArgs {
     #[arg(long, value_name = "N")]
     pub min_interactions: Option<usize>,
     /// Ratings kept, inclusive: `1..5` (default), `0.5..5`, `1..inf` for counts.
-    #[arg(long, value_name = "MIN..MAX", default_value = "1..5")]
-    pub rating_range: crate::data::etl::RatingRange,
+    #[arg(long, value_name = "MIN..MAX")]
+    pub rating_range: Option<crate::data::etl::RatingRange>,
     /// Fail on the first malformed line instead of skipping and counting it.
     #[arg(long)]
     pub strict: bool,
     /// Output folder.
-    #[arg(long, short, default_value = "data/processed")]
+    #[arg(long, short, default_value = crate::settings::defaults::PROCESSED)]
     pub output: PathBuf,
     /// Download the input from RAW_REVIEWS_URL first when it is missing.
     #[arg(long)]
@@ -228,7 +258,7 @@ pub struct EtlArgs {
 #[derive(Debug, Args, Clone)]
 pub struct GenerateArgs {
     /// Output file (gzipped JSON lines).
-    #[arg(long, short, default_value = "data/raw/sample_reviews.json.gz")]
+    #[arg(long, short, default_value = crate::settings::defaults::SAMPLE)]
     pub out: PathBuf,
     /// Number of reviewers.
     #[arg(long, default_value_t = 5_000)]
@@ -267,45 +297,48 @@ impl EtlArgs {
 /// Where the processed data is.
 #[derive(Debug, Args, Clone)]
 pub struct DataArgs {
-    /// Folder with the ETL outputs (made by `recflow etl` when it is the default and missing).
-    #[arg(long, default_value = "data/processed")]
-    pub data: PathBuf,
+    /// Folder with the ETL outputs [default: data/processed; for a model, the folder it was
+    /// trained on].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
-/// Sampling and splitting.
+/// Sampling and splitting, shared by every command that evaluates.
 #[derive(Debug, Args, Clone)]
 pub struct SplitArgs {
-    /// Share of ratings to keep, sampled before the split.
-    #[arg(long, default_value_t = 1.0)]
-    pub sample_fraction: f64,
-    /// Seed of the sample.
-    #[arg(long, default_value_t = 42)]
-    pub sample_seed: u64,
-    /// Split strategy.
-    #[arg(long, value_enum, default_value = "random")]
-    pub split: SplitKind,
-    /// For `--split leave_last_n`: how many of each user's newest ratings go to test.
-    #[arg(long, default_value_t = 1)]
-    pub leave_n: usize,
-    /// Share of ratings in the test split.
-    #[arg(long, default_value_t = 0.2)]
-    pub test_fraction: f64,
-    /// Seed of the split and of the factor initialisation.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    /// Share of ratings to keep, sampled before the split [default: 1.0; for a model, its own].
+    #[arg(long)]
+    pub sample_fraction: Option<f64>,
+    /// Seed of the sample [default: 42; for a model, its own].
+    #[arg(long)]
+    pub sample_seed: Option<u64>,
+    /// Split strategy [default: random; for a model, its own].
+    #[arg(long, value_enum)]
+    pub split: Option<SplitKind>,
+    /// For `--split leave_last_n`: how many of each user's newest ratings go to test [default: 1].
+    #[arg(long)]
+    pub leave_n: Option<usize>,
+    /// Share of ratings in the test split [default: 0.2; for a model, its own].
+    #[arg(long)]
+    pub test_fraction: Option<f64>,
+    /// Seed of the split and of the models [default: 42; for a model, its own].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Use this file (user, item, rating with the original ids; any format the ETL reads) as the
     /// test split, and all processed data as training data.
     #[arg(long, value_name = "FILE")]
     pub test_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum SplitKind {
-    Random,
-    PerUser,
-    Temporal,
-    LeaveLastN,
+/// Evaluation options shared by the commands that evaluate.
+#[derive(Debug, Args, Clone)]
+pub struct EvalArgs {
+    /// Cut-off K of the ranking metrics [default: 10; for a model, its own].
+    #[arg(short, long)]
+    pub k: Option<usize>,
+    /// Count a test rating as relevant only when it is at least this (off by default).
+    #[arg(long)]
+    pub relevance_threshold: Option<f32>,
 }
 
 /// Model options shared by `train-als` and `train`.
@@ -314,9 +347,10 @@ pub struct ModelArgs {
     /// Implicit feedback (confidence 1 + alpha * rating).
     #[arg(long)]
     pub implicit: bool,
-    /// Row solver; `gibbs` samples the posterior instead (Bayesian ALS, explicit only).
-    #[arg(long, value_enum, default_value = "cholesky")]
-    pub solver: SolverKind,
+    /// Row solver; `gibbs` samples the posterior instead (Bayesian ALS, explicit only)
+    /// [default: cholesky].
+    #[arg(long, value_enum)]
+    pub solver: Option<Solver>,
     /// Sweeps discarded before samples are kept (with `--solver gibbs`) [default: a fifth of
     /// `--maxiter`].
     #[arg(long)]
@@ -329,10 +363,10 @@ pub struct ModelArgs {
     /// `--solver gibbs`).
     #[arg(long)]
     pub rated_sets: bool,
-    /// Conjugate-gradient steps per row (with `--solver cg`).
-    #[arg(long, default_value_t = 3)]
-    pub cg_steps: usize,
-    /// Skip the learning curves: the training objective and validation RMSE after each
+    /// Conjugate-gradient steps per row (with `--solver cg`) [default: 3].
+    #[arg(long)]
+    pub cg_steps: Option<usize>,
+    /// Skip the learning curves: the training objective and validation metrics after each
     /// iteration (Spark and implicit compute neither; about a tenth of an iteration).
     #[arg(long, alias = "no-training-loss")]
     pub no_curves: bool,
@@ -342,45 +376,30 @@ pub struct ModelArgs {
     /// No biases.
     #[arg(long)]
     pub no_biases: bool,
-    /// Regularization scaling: `count` (lambda x each row's rating count, Spark) or `none`.
-    #[arg(long, value_enum, default_value = "count")]
-    pub reg_scaling: RegScalingKind,
+    /// Regularization scaling: `count` (lambda x each row's rating count, Spark) or `none`
+    /// [default: count].
+    #[arg(long, value_enum)]
+    pub reg_scaling: Option<RegScaling>,
     /// Iterations (sweeps for `--solver gibbs`) [default: 10; 200 for gibbs].
     #[arg(long, alias = "max-iter")]
     pub maxiter: Option<usize>,
     /// Worker threads [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Cut-off K of the ranking metrics.
-    #[arg(short, long, default_value_t = 10)]
-    pub k: usize,
-    /// Count a test rating as relevant only when it is at least this (off by default).
-    #[arg(long)]
-    pub relevance_threshold: Option<f32>,
+    #[command(flatten)]
+    pub eval: EvalArgs,
     /// Where the model is saved.
-    #[arg(long, default_value = "artifacts/als_model")]
+    #[arg(long, default_value = crate::settings::defaults::MODEL_DIR)]
     pub model_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SolverKind {
-    Cholesky,
-    Cg,
-    Gibbs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RegScalingKind {
-    Count,
-    None,
-}
-
 impl ModelArgs {
-    pub fn biases(&self) -> bool {
+    /// `Some(true)` for `--biases`, `Some(false)` for `--no-biases`, else the family's default.
+    pub fn biases(&self) -> Option<bool> {
         match (self.biases, self.no_biases) {
-            (true, _) => true,
-            (_, true) => false,
-            _ => !self.implicit,
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
         }
     }
 }
@@ -393,18 +412,19 @@ pub struct TrainAlsArgs {
     pub split: SplitArgs,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Number of latent factors.
-    #[arg(long, default_value_t = 10)]
-    pub rank: usize,
-    /// Regularization (lambda).
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
-    pub reg: f64,
-    /// Confidence weight for implicit feedback.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub alpha: f64,
-    /// Share of the training split held out to report validation RMSE per iteration (0: none).
-    #[arg(long, default_value_t = 0.0)]
-    pub validation_fraction: f64,
+    /// Number of latent factors [default: 10].
+    #[arg(long)]
+    pub rank: Option<usize>,
+    /// Regularization (lambda) [default: 0.1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub reg: Option<f64>,
+    /// Confidence weight for implicit feedback [default: 1.0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub alpha: Option<f64>,
+    /// Share of the training split held out to report validation metrics per iteration
+    /// [default: 0, none].
+    #[arg(long)]
+    pub validation_fraction: Option<f64>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -415,45 +435,48 @@ pub struct TrainArgs {
     pub split: SplitArgs,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Ranks to try, comma separated [default: 32,50,64].
+    /// The model family to train.
+    #[arg(long, value_enum, default_value = "als")]
+    pub family: FamilyName,
+    /// A fixed parameter of the family: `--param lambda=500` (repeatable; `recflow train
+    /// --family F --help` lists none, see the families in experiments/README.md).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// A searched parameter: `--grid lambda=100,500,1000` (repeatable; every combination).
+    #[arg(long = "grid", value_name = "NAME=V1,V2")]
+    pub grid: Vec<String>,
+    /// ALS ranks to try, comma separated [default: 32,50,64].
     #[arg(long, value_delimiter = ',')]
     pub rank: Vec<usize>,
-    /// Regularizations to try [default: 0.05,0.1,0.2].
+    /// ALS regularizations to try [default: 0.05,0.1,0.2].
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub reg: Vec<f64>,
-    /// Alphas to try (implicit only) [default: 0.25,0.5,1].
+    /// ALS alphas to try (implicit only) [default: 0.25,0.5,1].
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub alpha: Vec<f64>,
-    /// Share of the training split held out for selection (0 selects on the test split).
-    #[arg(long, default_value_t = 0.1)]
-    pub validation_fraction: f64,
-    /// Selection metric [default: rmse for explicit, ndcg_at_K for implicit].
+    /// Share of the training split held out for selection (0 selects on the test split)
+    /// [default: 0.1].
+    #[arg(long)]
+    pub validation_fraction: Option<f64>,
+    /// Selection metric, split-free [default: rmse for rating models, ndcg_at_K otherwise].
     #[arg(long)]
     pub select: Option<String>,
+    /// Refuse searches of more fits than this [default: 1000].
+    #[arg(long)]
+    pub max_runs: Option<usize>,
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct EvalArgs {
+pub struct EvalCmdArgs {
     /// Model folder.
-    #[arg(long, default_value = "artifacts/als_model")]
+    #[arg(long, default_value = crate::settings::defaults::MODEL_DIR)]
     pub model: PathBuf,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Split strategy [default: the model's].
-    #[arg(long, value_enum)]
-    pub split: Option<SplitKind>,
-    /// Test share [default: the model's].
-    #[arg(long)]
-    pub test_fraction: Option<f64>,
-    /// Split seed [default: the model's].
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Cut-off K [default: the model's].
-    #[arg(short, long)]
-    pub k: Option<usize>,
-    /// Relevance threshold [default: the model's].
-    #[arg(long)]
-    pub relevance_threshold: Option<f32>,
+    #[command(flatten)]
+    pub split: SplitArgs,
+    #[command(flatten)]
+    pub eval: EvalArgs,
     /// Also write the split used (train.parquet, test.parquet) into this folder.
     #[arg(long, value_name = "DIR")]
     pub save_split: Option<PathBuf>,
@@ -462,7 +485,7 @@ pub struct EvalArgs {
 #[derive(Debug, Args, Clone)]
 pub struct RecommendArgs {
     /// Model folder.
-    #[arg(long, default_value = "artifacts/als_model")]
+    #[arg(long, default_value = crate::settings::defaults::MODEL_DIR)]
     pub model: PathBuf,
     /// The user's original id (as in the input data).
     #[arg(long, required_unless_present = "all", conflicts_with = "all")]
@@ -494,6 +517,10 @@ pub struct RunArgs {
     /// Register the best model under this name in the server's Model Registry (alias `champion`).
     #[arg(long, value_name = "NAME")]
     pub register: Option<String>,
+    /// Refuse searches of more fits than this [default: the spec's `experiment.max_runs`, else
+    /// 1000].
+    #[arg(long)]
+    pub max_runs: Option<usize>,
 }
 
 /// Where runs are read from, and how tables are printed.
@@ -568,7 +595,7 @@ pub struct RunsListArgs {
 #[derive(Debug, Args, Clone)]
 pub struct SyncArgs {
     /// Source file store.
-    #[arg(long, default_value = "file:./mlruns")]
+    #[arg(long, default_value = crate::settings::defaults::TRACKING_URI)]
     pub from: String,
     /// Destination MLflow server.
     #[arg(long)]
@@ -580,18 +607,19 @@ pub struct SyncArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct EdaArgs {
-    /// Folder with the ETL outputs.
-    #[arg(long, short, default_value = "data/processed")]
-    pub input: PathBuf,
+    /// Folder with the ETL outputs [default: data/processed when it has them, else the data of
+    /// the model in artifacts/model].
+    #[arg(long, short)]
+    pub input: Option<PathBuf>,
     /// Output folder for summary.json, the plots and report.html.
-    #[arg(long, short, default_value = "reports/eda")]
+    #[arg(long, short, default_value = crate::settings::defaults::EDA_OUT)]
     pub out: PathBuf,
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct ServeArgs {
     /// Model folder.
-    #[arg(long, default_value = "artifacts/als_model", conflicts_with = "run_id")]
+    #[arg(long, default_value = crate::settings::defaults::MODEL_DIR, conflicts_with = "run_id")]
     pub model: PathBuf,
     /// Serve the model logged by this MLflow run (downloaded to artifacts/runs/RUN_ID).
     #[arg(long)]

@@ -1,7 +1,11 @@
 //! recflow: recommender-system experiments from the command line.
 //!
-//! The library behind the `recflow` binary: ETL of rating data into Parquet ([`data`]), and the
-//! command implementations ([`commands`]). The binary only parses arguments and prints errors.
+//! The library behind the `recflow` binary. The core: ETL of rating data into Parquet
+//! ([`data`]), model families ([`model`]), evaluation and the metric registry ([`eval`]), MLflow
+//! tracking ([`tracking`]) and serving ([`serve`]). Above it, the pipeline layer ([`pipeline`]:
+//! searches, selection, experiments and their run trees), settings resolved once
+//! ([`settings`], [`spec`]), the output layer ([`output`]) and the commands ([`commands`]). The
+//! binary only parses arguments and prints errors.
 //!
 //! ```no_run
 //! use recflow::data::etl::{run_etl, EtlSettings, RatingRange};
@@ -28,11 +32,12 @@ pub mod commands;
 pub mod data;
 pub mod eda;
 pub mod eval;
-pub mod experiment;
 pub mod model;
+pub mod names;
+pub mod output;
+pub mod pipeline;
 pub mod progress;
 pub mod serve;
 pub mod settings;
 pub mod spec;
 pub mod tracking;
-pub mod train;

@@ -1,44 +1,30 @@
-//! The `recflow` binary: parse, run, print the error chain, exit with 0, 1 (user) or 2 (usage or
-//! internal).
+//! The `recflow` binary: parse, run, print the error chain, exit with 0, 1 (user), 2 (usage or
+//! internal), or 128 + the signal after a clean stop. A closed stdout exits 0.
+#![allow(clippy::print_stderr)]
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use recflow::cli::{Cli, LogLevel};
+use recflow::cli::Cli;
 use recflow::commands::{exit_code_for, hint_for};
-use recflow::settings::EnvConfig;
+use recflow::output::is_broken_pipe;
+use recflow::settings::{Env, LogLevel};
 
-fn init_logging(cli: &Cli, env: &EnvConfig) {
-    let level = match cli.global.log_level {
-        Some(l) => l,
-        None => match env
-            .get("LOG_LEVEL")
-            .map(|s| s.to_ascii_lowercase())
-            .as_deref()
-        {
-            Some("error") => LogLevel::Error,
-            Some("warn") | Some("warning") => LogLevel::Warn,
-            Some("debug") => LogLevel::Debug,
-            Some("trace") => LogLevel::Trace,
-            _ => LogLevel::Info,
-        },
-    };
+fn init_logging(cli: &Cli, env: &Env) {
+    let level = cli
+        .global
+        .log_level
+        .or_else(|| env.log_level.as_ref().ok().map(|l| l.value))
+        .unwrap_or(LogLevel::Info);
     let level = if cli.global.quiet && level != LogLevel::Error {
         LogLevel::Warn
     } else {
         level
     };
-    let filter = match level {
-        LogLevel::Error => "error",
-        LogLevel::Warn => "warn",
-        LogLevel::Info => "info",
-        LogLevel::Debug => "debug",
-        LogLevel::Trace => "trace",
-    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "warn,recflow={filter}"
+            "warn,recflow={level}"
         )))
         .with_writer(std::io::stderr)
         .with_target(false)
@@ -70,7 +56,7 @@ fn main() -> ExitCode {
         }
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
-    let env = match EnvConfig::load(&cwd) {
+    let env = match Env::load(&cwd) {
         Ok(env) => env,
         Err(e) => {
             eprintln!("error: cannot read `.env` in {}: {e}", cwd.display());
@@ -78,6 +64,9 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&cli, &env);
+    if let Err(e) = &env.log_level {
+        eprintln!("warning: {e}; logging at info");
+    }
     // A panic is a bug: report it as an internal error with exit code 2.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         recflow::commands::run(cli, env)
@@ -86,10 +75,7 @@ fn main() -> ExitCode {
         Ok(Ok(code)) => code,
         Ok(Err(err)) => {
             // A closed stdout (`recflow ... | head`) is not an error.
-            if err.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
+            if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
             print_error(&err);

@@ -30,11 +30,11 @@ impl Progress {
         self.enabled
     }
 
-    fn bar(&self, total: u64, template: &str, msg: &str) -> Bar {
+    fn bar(&self, total: Option<u64>, template: &str, msg: &str) -> Bar {
         if !self.enabled {
             return Bar(None);
         }
-        let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        let pb = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template(template) {
             pb.set_style(style.progress_chars("=> "));
         }
@@ -43,20 +43,31 @@ impl Progress {
         Bar(Some(pb))
     }
 
-    /// A bar over bytes, with rate and ETA.
-    pub fn bytes(&self, total: u64, msg: &str) -> Bar {
-        self.bar(
-            total,
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            msg,
-        )
+    /// A bar over bytes, with rate and ETA; a counter with rate when the total is unknown.
+    pub fn bytes(&self, total: impl Into<Option<u64>>, msg: &str) -> Bar {
+        let total = total.into();
+        let template = if total.is_some() {
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+        } else {
+            "{msg} {bytes} {bytes_per_sec} {elapsed}"
+        };
+        self.bar(total, template, msg)
     }
 
     /// A bar over counted steps.
     pub fn steps(&self, total: u64, msg: &str) -> Bar {
         self.bar(
-            total,
+            Some(total),
             "{msg} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}",
+            msg,
+        )
+    }
+
+    /// A bar over counted things of a named kind (`reviews`), with human-readable counts.
+    pub fn items(&self, total: u64, unit: &str, msg: &str) -> Bar {
+        self.bar(
+            Some(total),
+            &format!("{{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} {{elapsed_precise}} eta {{eta}}"),
             msg,
         )
     }

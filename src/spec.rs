@@ -1,19 +1,42 @@
 //! Experiment specs: the TOML files under `experiments/`, their serde types, loading with
-//! `--set` overrides, and checks that name the file, line and key before any work starts.
+//! `--set` overrides, and locating every problem at the file's line (through the TOML parser's
+//! spans) or at the `--set` that introduced it, before any work starts.
 //!
-//! A spec is engine-neutral data: strategy and solver names are plain strings checked against
-//! the lists below, so the same file can later be handed to another engine.
+//! A spec is engine-neutral data: domain names are the domain enums' own (`SplitKind`,
+//! `InputFormat`, `FamilyName`, `Solver`...), checked when read. Model entries (`[[models]]`)
+//! keep their family parameters as plain TOML here; the settings layer checks them against the
+//! family.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub const SPLIT_STRATEGIES: &[&str] = &["random", "per_user", "temporal", "leave_last_n"];
-pub const SOLVERS: &[&str] = &["cholesky", "cg", "gibbs"];
-pub const REG_SCALINGS: &[&str] = &["count", "none"];
-pub const FORMATS: &[&str] = &["json", "csv", "tsv", "parquet"];
+use crate::data::format::{ColumnSpec, InputFormat};
+use crate::data::split::SplitKind;
+use crate::model::als::{RegScaling, Solver};
+use crate::model::family::FamilyName;
+use crate::names::did_you_mean;
+
+/// Where a problem is: a line of the spec file, a `--set` assignment, or the file as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Line(PathBuf, usize),
+    Set(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Line(p, l) => write!(f, "{}:{l}", p.display()),
+            Location::Set(s) => write!(f, "`--set {s}`"),
+            Location::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum SpecError {
@@ -23,20 +46,12 @@ pub enum SpecError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {message}", location(path, *line))]
+    #[error("{location}: {message}")]
     Invalid {
-        path: PathBuf,
-        line: Option<usize>,
+        location: Location,
         message: String,
         hint: Option<String>,
     },
-}
-
-fn location(path: &Path, line: Option<usize>) -> String {
-    match line {
-        Some(l) => format!("{}:{l}", path.display()),
-        None => path.display().to_string(),
-    }
 }
 
 impl SpecError {
@@ -46,6 +61,13 @@ impl SpecError {
             Self::Io { .. } => {
                 Some("specs live under `experiments/`; see experiments/README.md".into())
             }
+        }
+    }
+
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Self::Invalid { location, .. } => Some(location),
+            Self::Io { .. } => None,
         }
     }
 }
@@ -58,10 +80,14 @@ pub struct Spec {
     pub data: DataSection,
     #[serde(default)]
     pub split: SplitSection,
-    #[serde(default)]
-    pub model: ModelSection,
-    #[serde(default)]
-    pub grid: GridSection,
+    /// The one-model form (with `[grid]`): one ALS entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<GridSection>,
+    /// `[[models]]`: model entries, checked by the settings layer against their families.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<toml::Table>,
     #[serde(default)]
     pub eval: EvalSection,
     #[serde(default)]
@@ -78,15 +104,18 @@ pub struct ExperimentSection {
     pub tracking_uri: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The most fits a run may make (`--max-runs` overrides).
+    #[serde(default)]
+    pub max_runs: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
     pub input: Option<String>,
-    pub format: Option<String>,
+    pub format: Option<InputFormat>,
     /// `user=..,item=..` or a table `{ user = "reviewerID", item = "asin" }`.
-    pub columns: Option<crate::data::format::ColumnSpec>,
+    pub columns: Option<ColumnSpec>,
     pub header: Option<bool>,
     pub min_interactions: Option<usize>,
     /// `"1..5"`, `"1..inf"`.
@@ -98,20 +127,22 @@ pub struct DataSection {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SplitSection {
-    pub strategy: Option<String>,
+    pub strategy: Option<SplitKind>,
     pub test_fraction: Option<f64>,
     pub validation_fraction: Option<f64>,
     /// For `leave_last_n`.
     pub n: Option<usize>,
     pub seed: Option<u64>,
+    /// A file (any format the ETL reads, original ids) used as the test split.
+    pub test_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    pub kind: Option<String>,
+    pub kind: Option<FamilyName>,
     pub implicit: Option<bool>,
-    pub solver: Option<String>,
+    pub solver: Option<Solver>,
     pub cg_steps: Option<usize>,
     pub max_iter: Option<usize>,
     /// Gibbs solver: sweeps discarded before samples are kept.
@@ -122,7 +153,7 @@ pub struct ModelSection {
     pub rated_sets: Option<bool>,
     pub alpha: Option<f64>,
     pub biases: Option<bool>,
-    pub reg_scaling: Option<String>,
+    pub reg_scaling: Option<RegScaling>,
     pub seed: Option<u64>,
     pub threads: Option<usize>,
 }
@@ -130,7 +161,7 @@ pub struct ModelSection {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GridSection {
-    pub rank: Option<Vec<usize>>,
+    pub rank: Option<Vec<i64>>,
     pub reg: Option<Vec<f64>>,
     pub alpha: Option<Vec<f64>>,
 }
@@ -139,10 +170,13 @@ pub struct GridSection {
 #[serde(deny_unknown_fields)]
 pub struct EvalSection {
     pub k: Option<usize>,
+    /// Metrics to report (split-free names); every one by default.
     pub metrics: Option<Vec<String>>,
-    /// Selection metric, e.g. `rmse` (lowest wins) or `ndcg_at_10` (highest wins).
+    /// Selection metric (split-free): `rmse` (lowest wins) or `ndcg_at_10` (highest wins).
     pub select: Option<String>,
     pub relevance_threshold: Option<f64>,
+    /// Baseline families added when no entry of theirs is in the spec.
+    pub baselines: Option<Vec<FamilyName>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -151,7 +185,7 @@ pub struct OutputSection {
     pub model_dir: Option<String>,
 }
 
-/// The keys each section accepts, for "did you mean" hints.
+/// The keys each section accepts, for "did you mean" hints and `--set` checks.
 fn known_keys(section: &str) -> &'static [&'static str] {
     match section {
         "" => &[
@@ -160,10 +194,11 @@ fn known_keys(section: &str) -> &'static [&'static str] {
             "split",
             "model",
             "grid",
+            "models",
             "eval",
             "output",
         ],
-        "experiment" => &["name", "description", "tracking_uri", "tags"],
+        "experiment" => &["name", "description", "tracking_uri", "tags", "max_runs"],
         "data" => &[
             "input",
             "format",
@@ -180,6 +215,7 @@ fn known_keys(section: &str) -> &'static [&'static str] {
             "validation_fraction",
             "n",
             "seed",
+            "test_file",
         ],
         "model" => &[
             "kind",
@@ -197,86 +233,119 @@ fn known_keys(section: &str) -> &'static [&'static str] {
             "threads",
         ],
         "grid" => &["rank", "reg", "alpha"],
-        "eval" => &["k", "metrics", "select", "relevance_threshold"],
+        "eval" => &["k", "metrics", "select", "relevance_threshold", "baselines"],
         "output" => &["model_dir"],
         _ => &[],
     }
 }
 
-fn did_you_mean(word: &str, candidates: &[&str]) -> Option<String> {
-    candidates
-        .iter()
-        .map(|c| (strsim::jaro_winkler(word, c), *c))
-        .filter(|(s, _)| *s > 0.75)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| format!("did you mean `{c}`?"))
+/// Keys whose value is a list: a scalar given with `--set` means a one-element list.
+fn is_list_key(path: &[String]) -> bool {
+    match path {
+        [s, _] if s == "grid" => true,
+        [s, k] if s == "eval" && (k == "metrics" || k == "baselines") => true,
+        [m, _, g, _] if m == "models" && g == "grid" => true,
+        _ => false,
+    }
 }
 
-/// The 1-based line where `key` is set inside `[section]` (or at top level), if it can be found.
-pub fn line_of(text: &str, section: &str, key: &str) -> Option<usize> {
-    let mut current = String::new();
-    for (n, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.starts_with('[') && !line.starts_with("[[") {
-            current = line
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string();
-            if key.is_empty() && current == section {
-                return Some(n + 1);
-            }
-            continue;
-        }
-        if current == section {
-            if let Some((k, _)) = line.split_once('=') {
-                if k.trim().trim_matches('"') == key {
-                    return Some(n + 1);
-                }
-            }
-        }
-    }
-    None
+/// The spec's text with its spans, and which keys `--set` assigned.
+#[derive(Debug, Clone)]
+pub struct SpecSource {
+    pub path: PathBuf,
+    pub text: String,
+    /// Key paths set on the command line, with the assignment as written.
+    sets: Vec<(Vec<String>, String)>,
 }
 
-fn invalid(
-    path: &Path,
-    text: &str,
-    section: &str,
-    key: &str,
-    message: String,
-    hint: Option<String>,
-) -> SpecError {
-    SpecError::Invalid {
-        path: path.to_path_buf(),
-        line: line_of(text, section, key),
-        message,
-        hint,
+impl SpecSource {
+    /// Where the value at `path` (`["models", "0", "rank"]`, entries by position) came from.
+    pub fn locate(&self, path: &[&str]) -> Location {
+        let owned: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        for (p, s) in self.sets.iter().rev() {
+            if owned.starts_with(p) || p.starts_with(&owned) {
+                return Location::Set(s.clone());
+            }
+        }
+        match line_of_path(&self.text, path) {
+            Some(l) => Location::Line(self.path.clone(), l),
+            None => Location::File(self.path.clone()),
+        }
     }
+
+    /// An error at the value of `path`.
+    pub fn error(
+        &self,
+        path: &[&str],
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> SpecError {
+        SpecError::Invalid {
+            location: self.locate(path),
+            message: message.into(),
+            hint,
+        }
+    }
+}
+
+/// The 1-based line of `offset` in `text`.
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line where the key at `path` is written (array elements by position).
+pub fn line_of_path(text: &str, path: &[&str]) -> Option<usize> {
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let mut span: Range<usize> = root.span();
+    let mut table: Option<&toml::de::DeTable<'_>> = Some(root.get_ref());
+    let mut value: Option<&toml::de::DeValue<'_>> = None;
+    for part in path {
+        if let Some(t) = table {
+            let (k, v) = t.iter().find(|(k, _)| k.get_ref().as_ref() == *part)?;
+            span = k.span();
+            value = Some(v.get_ref());
+            // `[[models]]` is an array: the next part is a position.
+            table = v.get_ref().as_table();
+        } else if let Some(arr) = value.and_then(|v| v.as_array()) {
+            let i: usize = part.parse().ok()?;
+            let item = arr.get(i)?;
+            span = item.span();
+            value = Some(item.get_ref());
+            table = item.get_ref().as_table();
+        } else {
+            return None;
+        }
+    }
+    Some(line_at(text, span.start))
 }
 
 /// Finds keys no section accepts, naming the closest known one.
-fn unknown_keys(path: &Path, text: &str, table: &toml::Table) -> Result<(), SpecError> {
+fn unknown_keys(table: &toml::Table, at: impl Fn(&[&str]) -> Location) -> Result<(), SpecError> {
+    let top = known_keys("");
     for (section, value) in table {
-        let top = known_keys("");
         if !top.contains(&section.as_str()) {
-            return Err(invalid(
-                path,
-                text,
-                section,
-                "",
-                format!("unknown section `[{section}]`"),
-                did_you_mean(section, top),
-            ));
+            return Err(SpecError::Invalid {
+                location: at(&[section]),
+                message: format!("unknown section `[{section}]`"),
+                hint: did_you_mean(section, top),
+            });
+        }
+        if section == "models" {
+            if !value.is_array() {
+                return Err(SpecError::Invalid {
+                    location: at(&[section]),
+                    message: "`models` must be an array of tables (`[[models]]`)".into(),
+                    hint: None,
+                });
+            }
+            continue;
         }
         let Some(inner) = value.as_table() else {
-            return Err(invalid(
-                path,
-                text,
-                "",
-                section,
-                format!("`{section}` must be a section (`[{section}]`)"),
-                None,
-            ));
+            return Err(SpecError::Invalid {
+                location: at(&[section]),
+                message: format!("`{section}` must be a section (`[{section}]`)"),
+                hint: None,
+            });
         };
         let keys = known_keys(section);
         for key in inner.keys() {
@@ -286,209 +355,311 @@ fn unknown_keys(path: &Path, text: &str, table: &toml::Table) -> Result<(), Spec
             if !keys.contains(&key.as_str()) {
                 let hint = did_you_mean(key, keys)
                     .or_else(|| Some(format!("`[{section}]` accepts: {}", keys.join(", "))));
-                return Err(invalid(
-                    path,
-                    text,
-                    section,
-                    key,
-                    format!("unknown key `{key}` in `[{section}]`"),
+                return Err(SpecError::Invalid {
+                    location: at(&[section, key]),
+                    message: format!("unknown key `{key}` in `[{section}]`"),
                     hint,
-                ));
+                });
             }
         }
     }
     Ok(())
 }
 
-/// Applies one `--set section.key=value` (value parsed as TOML, else taken as a string).
-pub fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<(), String> {
-    let (path, raw) = assignment
-        .split_once('=')
-        .ok_or_else(|| format!("`--set {assignment}`: expected `section.key=value`"))?;
-    let (section, key) = path.trim().split_once('.').ok_or_else(|| {
-        format!("`--set {assignment}`: the key needs its section, e.g. `grid.rank=[32,64]`")
-    })?;
+/// A value given with `--set`, parsed as TOML (a bare word is a string).
+fn set_value(raw: &str) -> toml::Value {
     let raw = raw.trim();
-    let value = match format!("v = {raw}").parse::<toml::Table>() {
+    match format!("v = {raw}").parse::<toml::Table>() {
         Ok(mut t) => t
             .remove("v")
             .unwrap_or(toml::Value::String(raw.to_string())),
         Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+/// Applies one `--set section.key=value` or `--set models.<name>.key=value`; returns the key path
+/// it set (entries by position).
+fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<Vec<String>, SpecError> {
+    let bad = |message: String, hint: Option<String>| SpecError::Invalid {
+        location: Location::Set(assignment.to_string()),
+        message,
+        hint,
     };
+    let (path, raw) = assignment.split_once('=').ok_or_else(|| {
+        bad(
+            "expected `section.key=value`".into(),
+            Some("for example `--set grid.rank=[32,64]`".into()),
+        )
+    })?;
+    let parts: Vec<String> = path
+        .trim()
+        .split('.')
+        .map(|p| p.trim().to_string())
+        .collect();
+    if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) {
+        return Err(bad(
+            "the key needs its section".into(),
+            Some("for example `--set grid.rank=[32,64]` or `--set models.NAME.rank=16`".into()),
+        ));
+    }
+    let mut value = set_value(raw);
+    let mut resolved = parts.clone();
+    if parts[0] == "models" {
+        let name = &parts[1];
+        let models = table
+            .get_mut("models")
+            .and_then(|m| m.as_array_mut())
+            .ok_or_else(|| bad("the spec has no `[[models]]` entries".into(), None))?;
+        let names: Vec<String> = models
+            .iter()
+            .filter_map(|m| m.get("name").and_then(|n| n.as_str()).map(str::to_string))
+            .collect();
+        let pos = names.iter().position(|n| n == name).ok_or_else(|| {
+            let list: Vec<&str> = names.iter().map(String::as_str).collect();
+            bad(
+                format!("no model entry named `{name}`"),
+                did_you_mean(name, &list).or(Some(format!("entries: {}", list.join(", ")))),
+            )
+        })?;
+        resolved[1] = pos.to_string();
+        if parts.len() < 3 {
+            return Err(bad(
+                "name a key of the entry: `models.NAME.KEY=VALUE`".into(),
+                None,
+            ));
+        }
+        if is_list_key(&resolved) && !value.is_array() {
+            value = toml::Value::Array(vec![value]);
+        }
+        let mut cur = models[pos]
+            .as_table_mut()
+            .ok_or_else(|| bad("the entry is not a table".into(), None))?;
+        for p in &parts[2..parts.len() - 1] {
+            cur = cur
+                .entry(p.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| bad(format!("`{p}` is not a table"), None))?;
+        }
+        cur.insert(parts[parts.len() - 1].clone(), value);
+        return Ok(resolved);
+    }
+    if parts.len() != 2 {
+        return Err(bad("expected `section.key=value` (one dot)".into(), None));
+    }
+    let (section, key) = (&parts[0], &parts[1]);
+    let top = known_keys("");
+    if !top.contains(&section.as_str()) {
+        return Err(bad(
+            format!("unknown section `{section}`"),
+            did_you_mean(section, top),
+        ));
+    }
+    let keys = known_keys(section);
+    let free = section == "experiment" && key == "tags" || section == "data" && key == "columns";
+    if !free && !keys.contains(&key.as_str()) {
+        return Err(bad(
+            format!("unknown key `{key}` in `[{section}]`"),
+            did_you_mean(key, keys)
+                .or_else(|| Some(format!("`[{section}]` accepts: {}", keys.join(", ")))),
+        ));
+    }
+    if is_list_key(&parts) && !value.is_array() {
+        value = toml::Value::Array(vec![value]);
+    }
     let entry = table
-        .entry(section.to_string())
+        .entry(section.clone())
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     let inner = entry
         .as_table_mut()
-        .ok_or_else(|| format!("`--set {assignment}`: `{section}` is not a section"))?;
-    inner.insert(key.to_string(), value);
-    Ok(())
+        .ok_or_else(|| bad(format!("`{section}` is not a section"), None))?;
+    inner.insert(key.clone(), value);
+    Ok(resolved)
 }
 
 impl Spec {
-    /// Reads, applies `--set` overrides, rejects unknown keys and bad values.
-    pub fn load(path: &Path, sets: &[String]) -> Result<(Spec, String), SpecError> {
+    /// Reads, applies `--set` overrides, rejects unknown keys and badly typed values, each
+    /// located at its line or its `--set`.
+    pub fn load(path: &Path, sets: &[String]) -> Result<(Spec, SpecSource), SpecError> {
         let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(path, &text, sets).map(|s| (s, text))
+        Self::parse(path, &text, sets)
     }
 
-    pub fn parse(path: &Path, text: &str, sets: &[String]) -> Result<Spec, SpecError> {
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        sets: &[String],
+    ) -> Result<(Spec, SpecSource), SpecError> {
+        let mut source = SpecSource {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+            sets: Vec::new(),
+        };
         let mut table: toml::Table =
             text.parse()
                 .map_err(|e: toml::de::Error| SpecError::Invalid {
-                    path: path.to_path_buf(),
-                    line: e
-                        .span()
-                        .map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
+                    location: match e.span() {
+                        Some(s) => Location::Line(path.to_path_buf(), line_at(text, s.start)),
+                        None => Location::File(path.to_path_buf()),
+                    },
                     message: e.message().to_string(),
                     hint: None,
                 })?;
-        unknown_keys(path, text, &table)?;
+        unknown_keys(&table, |p| source.locate(p))?;
+        // Type errors of the file alone are blamed on its lines.
+        table
+            .clone()
+            .try_into::<Spec>()
+            .map_err(|e| typed_error(&source, &e))?;
         for s in sets {
-            apply_set(&mut table, s).map_err(|message| SpecError::Invalid {
-                path: path.to_path_buf(),
-                line: None,
-                message,
-                hint: None,
-            })?;
+            let p = apply_set(&mut table, s)?;
+            source.sets.push((p, s.clone()));
         }
-        unknown_keys(path, text, &table)?;
-        let spec: Spec = table
-            .try_into()
-            .map_err(|e: toml::de::Error| SpecError::Invalid {
-                path: path.to_path_buf(),
-                line: None,
-                message: e.message().to_string(),
-                hint: Some("see experiments/README.md for every key and its type".into()),
-            })?;
-        spec.check(path, text)?;
-        Ok(spec)
+        unknown_keys(&table, |p| source.locate(p))?;
+        let spec: Spec = table.try_into().map_err(|e| typed_error(&source, &e))?;
+        spec.check(&source)?;
+        Ok((spec, source))
     }
 
-    /// Value rules, each with its own message.
-    fn check(&self, path: &Path, text: &str) -> Result<(), SpecError> {
-        let bad = |section: &str, key: &str, message: String, hint: Option<String>| {
-            Err(invalid(path, text, section, key, message, hint))
-        };
-        if self.experiment.name.trim().is_empty() {
-            return bad(
-                "experiment",
-                "name",
-                "`experiment.name` must not be empty".into(),
+    /// Value rules that need no other setting, each at its own key.
+    fn check(&self, src: &SpecSource) -> Result<(), SpecError> {
+        let name = self.experiment.name.trim();
+        if name.is_empty() {
+            return Err(src.error(
+                &["experiment", "name"],
+                "`experiment.name` must not be empty",
                 None,
-            );
+            ));
         }
         if self.experiment.name.len() > 500 {
-            return bad(
-                "experiment",
-                "name",
-                "`experiment.name` is longer than MLflow's 500 characters".into(),
+            return Err(src.error(
+                &["experiment", "name"],
+                "`experiment.name` is longer than MLflow's 500 characters",
                 None,
-            );
+            ));
         }
-        let one_of = |section: &str,
-                      key: &str,
-                      v: &Option<String>,
-                      allowed: &[&str]|
-         -> Result<(), SpecError> {
-            match v {
-                Some(v) if !allowed.contains(&v.as_str()) => Err(invalid(
-                    path,
-                    text,
-                    section,
-                    key,
-                    format!(
-                        "`{section}.{key}` is `{v}`; expected one of {}",
-                        allowed.join(", ")
-                    ),
-                    did_you_mean(v, allowed),
-                )),
-                _ => Ok(()),
-            }
-        };
-        one_of("data", "format", &self.data.format, FORMATS)?;
-        one_of("split", "strategy", &self.split.strategy, SPLIT_STRATEGIES)?;
-        one_of("model", "solver", &self.model.solver, SOLVERS)?;
-        one_of(
-            "model",
-            "reg_scaling",
-            &self.model.reg_scaling,
-            REG_SCALINGS,
-        )?;
-        one_of("model", "kind", &self.model.kind, &["als"])?;
         if let Some(r) = &self.data.rating_range {
             if let Err(e) = r.parse::<crate::data::etl::RatingRange>() {
-                return bad("data", "rating_range", e, None);
+                return Err(src.error(&["data", "rating_range"], e, None));
             }
         }
         let fraction =
-            |section: &str, key: &str, v: Option<f64>, zero_ok: bool| -> Result<(), SpecError> {
-                match v {
-                    Some(f)
-                        if !(f.is_finite() && (f > 0.0 || zero_ok && f == 0.0) && f < 1.0
-                            || key == "sample_fraction" && f == 1.0) =>
-                    {
-                        Err(invalid(
-                            path,
-                            text,
-                            section,
-                            key,
-                            format!(
-                                "`{section}.{key}` is {f}; it must be in {}0, 1{}",
-                                if zero_ok { "[" } else { "(" },
-                                if key == "sample_fraction" { "]" } else { ")" }
-                            ),
-                            None,
-                        ))
-                    }
-                    _ => Ok(()),
+            |section: &str, key: &str, v: Option<f64>, zero_ok: bool, one_ok: bool| match v {
+                Some(f)
+                    if !(f.is_finite()
+                        && (f > 0.0 || zero_ok && f == 0.0)
+                        && (f < 1.0 || one_ok && f == 1.0)) =>
+                {
+                    Err(src.error(
+                        &[section, key],
+                        format!(
+                            "`{section}.{key}` is {f}; it must be in {}0, 1{}",
+                            if zero_ok { "[" } else { "(" },
+                            if one_ok { "]" } else { ")" }
+                        ),
+                        None,
+                    ))
                 }
+                _ => Ok(()),
             };
-        fraction("data", "sample_fraction", self.data.sample_fraction, false)?;
-        fraction("split", "test_fraction", self.split.test_fraction, false)?;
+        fraction(
+            "data",
+            "sample_fraction",
+            self.data.sample_fraction,
+            false,
+            true,
+        )?;
+        fraction(
+            "split",
+            "test_fraction",
+            self.split.test_fraction,
+            false,
+            false,
+        )?;
         fraction(
             "split",
             "validation_fraction",
             self.split.validation_fraction,
             true,
+            false,
         )?;
-        if let Some(ranks) = &self.grid.rank {
-            if ranks.is_empty() || ranks.contains(&0) {
-                return bad(
-                    "grid",
-                    "rank",
-                    "`grid.rank` needs at least one value, each at least 1".into(),
-                    None,
-                );
-            }
+        if self.split.n == Some(0) {
+            return Err(src.error(&["split", "n"], "`split.n` must be at least 1", None));
         }
-        for (key, list) in [("reg", &self.grid.reg), ("alpha", &self.grid.alpha)] {
-            if let Some(vals) = list {
-                if vals.is_empty() || vals.iter().any(|v| !v.is_finite() || *v < 0.0) {
-                    return bad(
-                        "grid",
-                        key,
-                        format!("`grid.{key}` needs at least one value, each finite and >= 0"),
+        if let Some(g) = &self.grid {
+            if let Some(ranks) = &g.rank {
+                if ranks.is_empty() || ranks.iter().any(|&r| r < 1) {
+                    return Err(src.error(
+                        &["grid", "rank"],
+                        "`grid.rank` needs at least one value, each at least 1",
                         None,
-                    );
+                    ));
+                }
+            }
+            for (key, list) in [("reg", &g.reg), ("alpha", &g.alpha)] {
+                if let Some(vals) = list {
+                    if vals.is_empty() || vals.iter().any(|v| !v.is_finite() || *v < 0.0) {
+                        return Err(src.error(
+                            &["grid", key],
+                            format!("`grid.{key}` needs at least one value, each finite and >= 0"),
+                            None,
+                        ));
+                    }
                 }
             }
         }
-        if self.model.max_iter == Some(0) {
-            return bad(
-                "model",
-                "max_iter",
-                "`model.max_iter` must be at least 1".into(),
-                None,
-            );
-        }
         if self.eval.k == Some(0) {
-            return bad("eval", "k", "`eval.k` must be at least 1".into(), None);
+            return Err(src.error(&["eval", "k"], "`eval.k` must be at least 1", None));
+        }
+        if !self.models.is_empty() && (self.model.is_some() || self.grid.is_some()) {
+            return Err(src.error(
+                &["models"],
+                "a spec has either `[[models]]` entries or the one-model `[model]` and `[grid]`, not both",
+                Some("move `[model]` and `[grid]` into a `[[models]]` entry".into()),
+            ));
+        }
+        for k in self.experiment.tags.keys() {
+            if k.starts_with("mlflow.") || k.starts_with("recflow.") {
+                return Err(src.error(
+                    &["experiment", "tags"],
+                    format!("tag `{k}` is in a reserved namespace (`mlflow.` and `recflow.` are recflow's own)"),
+                    Some("rename the tag".into()),
+                ));
+            }
+            if let Err(e) = crate::tracking::validate_key("tag", k) {
+                return Err(src.error(&["experiment", "tags"], e.to_string(), None));
+            }
         }
         Ok(())
+    }
+}
+
+/// A serde error located at the key it names (`in `grid.rank``), at its line or its `--set`.
+fn typed_error(src: &SpecSource, e: &toml::de::Error) -> SpecError {
+    let text = e.to_string();
+    let key = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("in `").and_then(|k| k.strip_suffix('`')))
+        .unwrap_or_default()
+        .to_string();
+    let path: Vec<&str> = key.split('.').filter(|p| !p.is_empty()).collect();
+    let message = if key.is_empty() {
+        e.message().to_string()
+    } else {
+        format!("`{key}`: {}", e.message())
+    };
+    SpecError::Invalid {
+        location: if path.is_empty() {
+            Location::File(src.path.clone())
+        } else {
+            src.locate(&path)
+        },
+        message,
+        hint: Some("see experiments/README.md for every key and its type".into()),
     }
 }
 
@@ -497,7 +668,12 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Spec, SpecError> {
-        Spec::parse(Path::new("experiments/x.toml"), text, &[])
+        Spec::parse(Path::new("experiments/x.toml"), text, &[]).map(|s| s.0)
+    }
+
+    fn parse_set(text: &str, sets: &[&str]) -> Result<Spec, SpecError> {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Spec::parse(Path::new("x.toml"), text, &sets).map(|s| s.0)
     }
 
     #[test]
@@ -520,33 +696,70 @@ mod tests {
             "{e}"
         );
         let e = parse("[experiment]\nname = \"a\"\n[split]\nstrategy = \"temporl\"\n").unwrap_err();
-        assert_eq!(e.hint().as_deref(), Some("did you mean `temporal`?"));
+        assert!(e.to_string().starts_with("experiments/x.toml:4:"), "{e}");
+        assert!(e.to_string().contains("did you mean `temporal`?"), "{e}");
+    }
+
+    #[test]
+    fn a_type_error_names_the_key_and_its_line() {
+        let e = parse("[experiment]\nname = \"a\"\n[grid]\nrank = \"8,16\"\n").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("experiments/x.toml:4: `grid.rank`"),
+            "{text}"
+        );
     }
 
     #[test]
     fn toml_syntax_errors_carry_a_line() {
         let e = parse("[experiment]\nname = \"a\"\n[grid]\nrank = [8,\n").unwrap_err();
-        assert!(matches!(e, SpecError::Invalid { line: Some(_), .. }), "{e}");
+        assert!(matches!(e.location(), Some(Location::Line(_, _))), "{e}");
     }
 
     #[test]
-    fn set_overrides_values_and_is_checked() {
+    fn set_overrides_values_and_is_blamed_for_its_own_errors() {
         let text = "[experiment]\nname = \"a\"\n[grid]\nrank = [8]\n";
-        let s = Spec::parse(
-            Path::new("x.toml"),
+        let s = parse_set(
             text,
             &[
-                "grid.rank=[16, 32]".into(),
-                "model.implicit=true".into(),
-                "experiment.name=b".into(),
+                "grid.rank=[16, 32]",
+                "model.implicit=true",
+                "experiment.name=b",
             ],
         )
         .unwrap();
-        assert_eq!(s.grid.rank, Some(vec![16, 32]));
-        assert_eq!(s.model.implicit, Some(true));
+        assert_eq!(s.grid.unwrap().rank, Some(vec![16, 32]));
+        assert_eq!(s.model.unwrap().implicit, Some(true));
         assert_eq!(s.experiment.name, "b");
-        assert!(Spec::parse(Path::new("x.toml"), text, &["grid.rnk=[1]".into()]).is_err());
-        assert!(Spec::parse(Path::new("x.toml"), text, &["rank=1".into()]).is_err());
+        let e = parse_set(text, &["grid.rnk=[1]"]).unwrap_err();
+        assert_eq!(e.location(), Some(&Location::Set("grid.rnk=[1]".into())));
+        assert_eq!(e.hint().as_deref(), Some("did you mean `rank`?"));
+        assert!(parse_set(text, &["rank=1"]).is_err());
+        let e = parse_set(text, &["grid.rank=\"x\""]).unwrap_err();
+        assert_eq!(e.location(), Some(&Location::Set("grid.rank=\"x\"".into())));
+    }
+
+    #[test]
+    fn a_scalar_set_on_a_list_key_means_a_one_element_list() {
+        let s = parse_set("[experiment]\nname = \"a\"\n", &["grid.rank=4"]).unwrap();
+        assert_eq!(s.grid.unwrap().rank, Some(vec![4]));
+    }
+
+    #[test]
+    fn set_addresses_a_model_entry_by_name() {
+        let text = "[experiment]\nname = \"a\"\n[[models]]\nname = \"e\"\nfamily = \"ease\"\n";
+        let s = parse_set(text, &["models.e.lambda=200", "models.e.grid.lambda=100"]).unwrap();
+        assert_eq!(s.models[0]["lambda"].as_integer(), Some(200));
+        assert!(s.models[0]["grid"]["lambda"].is_array());
+        let e = parse_set(text, &["models.x.lambda=1"]).unwrap_err();
+        assert!(e.to_string().contains("no model entry named `x`"), "{e}");
+    }
+
+    #[test]
+    fn reserved_tag_namespaces_are_refused() {
+        let e = parse("[experiment]\nname = \"a\"\ntags = { \"mlflow.parentRunId\" = \"x\" }\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("reserved namespace"), "{e}");
     }
 
     #[test]
@@ -564,16 +777,10 @@ mod tests {
     }
 
     #[test]
-    fn every_shipped_example_spec_is_valid() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
-        let mut n = 0;
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let p = entry.unwrap().path();
-            if p.extension().is_some_and(|e| e == "toml") {
-                Spec::load(&p, &[]).unwrap_or_else(|e| panic!("{e}"));
-                n += 1;
-            }
-        }
-        assert!(n >= 4);
+    fn lines_of_keys_are_found_through_spans() {
+        let text = "[experiment]\nname = \"a\"\n\n[[models]]\nname = \"x\"\nrank = 3\n[[models]]\nname = \"y\"\nlambda = 5\n";
+        assert_eq!(line_of_path(text, &["models", "1", "lambda"]), Some(9));
+        assert_eq!(line_of_path(text, &["models", "0", "rank"]), Some(6));
+        assert_eq!(line_of_path(text, &["experiment", "name"]), Some(2));
     }
 }

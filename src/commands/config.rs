@@ -1,10 +1,11 @@
-//! `recflow config`: the resolved configuration, with sources, secrets masked.
+//! `recflow config`: the environment-level configuration, with sources, secrets masked.
 
 use crate::commands::Context;
+use crate::output::{terminal_width, Table};
 
 pub fn run(ctx: &Context) -> anyhow::Result<()> {
     let rows = ctx.env.masked();
-    if ctx.global.json {
+    if ctx.out.is_json() {
         let map: serde_json::Map<String, serde_json::Value> = rows
             .iter()
             .map(|(name, value, source, _)| {
@@ -14,15 +15,19 @@ pub fn run(ctx: &Context) -> anyhow::Result<()> {
                 )
             })
             .collect();
-        return ctx.print_json(&map);
+        return Ok(ctx.out.json(&map)?);
     }
-    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let mut t = Table::new(["variable", "value", "source"]).keep([0]);
     for (name, value, source, _) in &rows {
-        let shown = value.clone().unwrap_or_else(|| "(unset)".into());
-        println!("{name:<width$}  {shown}  ({source})");
+        t.push([
+            name.to_string(),
+            value.clone().unwrap_or_else(|| "(unset)".into()),
+            format!("({source})"),
+        ]);
     }
+    ctx.out.table(&t, terminal_width())?;
     if let Some(p) = ctx.env.dotenv_path() {
-        println!("\n.env read from {}", p.display());
+        ctx.out.line(format!("\n.env read from {}", p.display()))?;
     }
     Ok(())
 }

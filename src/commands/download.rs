@@ -1,57 +1,23 @@
-//! `recflow download`, and fetching the ETL input when it is missing.
-
-use std::path::{Path, PathBuf};
+//! `recflow download`: stream RAW_REVIEWS_URL to RAW_REVIEWS_PATH, resuming a partial file.
 
 use crate::cli::DownloadArgs;
-use crate::commands::{show_path, Context, WithHint};
+use crate::commands::{show_path, Context};
 use crate::data::download::download;
-
-fn default_url(ctx: &Context) -> String {
-    ctx.env
-        .get("RAW_REVIEWS_URL")
-        .unwrap_or("https://snap.stanford.edu/data/amazon/productGraph/categoryFiles/reviews_Electronics_5.json.gz")
-        .to_string()
-}
-
-/// Makes sure `input` exists: downloads it from RAW_REVIEWS_URL when `may_download` (the input is
-/// RAW_REVIEWS_PATH, or `--download` was given), else fails with what to do.
-pub fn ensure_input(
-    ctx: &Context,
-    input: &Path,
-    may_download: bool,
-    _forced: bool,
-) -> anyhow::Result<()> {
-    if input.exists() {
-        return Ok(());
-    }
-    if !may_download {
-        return Err(anyhow::anyhow!("input file `{}` does not exist", input.display()))
-            .hint("check the path, or pass `--download` to fetch RAW_REVIEWS_URL into it (`recflow generate` makes a sample)");
-    }
-    let url = default_url(ctx);
-    tracing::info!("{} is missing: downloading {url}", input.display());
-    let report = download(&url, input, ctx.progress.is_enabled())?;
-    tracing::info!("downloaded {} bytes to {}", report.bytes, input.display());
-    Ok(())
-}
+use crate::settings::resolve_download;
 
 pub fn run(ctx: &Context, a: &DownloadArgs) -> anyhow::Result<()> {
-    let url = a.url.clone().unwrap_or_else(|| default_url(ctx));
-    let out = a.out.clone().unwrap_or_else(|| {
-        PathBuf::from(
-            ctx.env
-                .get("RAW_REVIEWS_PATH")
-                .unwrap_or("data/raw/reviews_electronics.json.gz"),
-        )
-    });
-    let report = download(&url, &out, ctx.progress.is_enabled())?;
-    if ctx.global.json {
-        return ctx.print_json(&report);
+    let s = resolve_download(a, &ctx.env);
+    if ctx.show_settings(&s)? {
+        return Ok(());
     }
-    ctx.say(format!(
+    let report = download(&s.url, &s.out, &ctx.progress)?;
+    if ctx.out.is_json() {
+        return Ok(ctx.out.json(&report)?);
+    }
+    ctx.out.line(format!(
         "{} -> {} ({} bytes{}{})",
-        crate::tracking::mask_uri(&url),
-        show_path(&out),
+        crate::tracking::mask_uri(&s.url),
+        show_path(&s.out),
         report.bytes,
         if report.resumed_from > 0 {
             format!(", resumed at {}", report.resumed_from)
@@ -63,6 +29,6 @@ pub fn run(ctx: &Context, a: &DownloadArgs) -> anyhow::Result<()> {
         } else {
             ""
         }
-    ));
+    ))?;
     Ok(())
 }

@@ -12,11 +12,11 @@ pub fn run(ctx: &Context, a: &GenerateArgs) -> anyhow::Result<()> {
         seed: a.seed,
     };
     let t0 = std::time::Instant::now();
-    let summary = generate(&params, &a.out, ctx.progress.is_enabled())?;
+    let summary = generate(&params, &a.out, &ctx.progress)?;
     let seconds = t0.elapsed().as_secs_f64();
     tracing::info!("generated {} reviews in {:.2}s", summary.ratings, seconds);
-    if ctx.global.json {
-        return ctx.print_json(&summary);
+    if ctx.out.is_json() {
+        return Ok(ctx.out.json(&summary)?);
     }
     let total: u64 = summary.stars.iter().sum::<u64>().max(1);
     let shares: Vec<String> = summary
@@ -25,7 +25,7 @@ pub fn run(ctx: &Context, a: &GenerateArgs) -> anyhow::Result<()> {
         .enumerate()
         .map(|(s, n)| format!("{}★ {:.0}%", s + 1, 100.0 * *n as f64 / total as f64))
         .collect();
-    ctx.say(format!(
+    ctx.out.line(format!(
         "{} reviews by {} users on {} items -> {} ({:.1} MiB gzipped, {:.2}s)",
         summary.ratings,
         summary.users,
@@ -33,7 +33,7 @@ pub fn run(ctx: &Context, a: &GenerateArgs) -> anyhow::Result<()> {
         show_path(&a.out),
         summary.bytes as f64 / (1 << 20) as f64,
         seconds
-    ));
-    ctx.say(format!("stars: {}", shares.join(", ")));
+    ))?;
+    ctx.out.line(format!("stars: {}", shares.join(", ")))?;
     Ok(())
 }

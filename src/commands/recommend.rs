@@ -1,120 +1,170 @@
-//! `recflow recommend`: top-K for one user (popular items for a user the model has never seen),
-//! or for every user into a Parquet file.
+//! `recflow recommend`: top-K for one user, or for every user into a Parquet file, by the one
+//! recommending rule (`model::recommend`): known users get the model's list, training items
+//! excluded; cold users get the cold-start list, shown with each item's rating count and damped
+//! mean, as the server shows it.
+
+use std::collections::HashMap;
 
 use polars::prelude::Column;
 
 use crate::cli::RecommendArgs;
 use crate::commands::{show_path, Context, WithHint};
 use crate::data::store;
-use crate::eval::topk::{for_each_top_k, top_k, TopKOptions};
+use crate::eval::topk::{TopKError, TopKOptions};
 use crate::model::artifact::SavedModel;
+use crate::model::recommend::{cold_start, for_each_top, lookup, top_k, UserLookup};
+use crate::output::{terminal_width, Table};
+use crate::settings::defaults;
 
 #[derive(serde::Serialize)]
 struct Rec<'a> {
     rank: usize,
     item_id: &'a str,
     score: f64,
+    /// Training ratings of the item (cold-start answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
+    /// The item's damped mean rating (cold-start answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    damped_mean: Option<f64>,
 }
 
 pub fn run(ctx: &Context, a: &RecommendArgs) -> anyhow::Result<()> {
-    if a.k == 0 || a.k > 100_000 {
-        anyhow::bail!("`-k` must be between 1 and 100000, got {}", a.k);
+    if a.k == 0 || a.k > defaults::MAX_K {
+        anyhow::bail!(
+            "`-k` must be between 1 and {}, got {}",
+            defaults::MAX_K,
+            a.k
+        );
+    }
+    if ctx.show_settings(&serde_json::json!({
+        "model": a.model, "user": a.user, "all": a.all, "out": a.out, "k": a.k, "include_seen": a.include_seen,
+    }))? {
+        return Ok(());
     }
     let model = SavedModel::load(&a.model)?;
-    let seen = (!a.include_seen).then(|| model.train.by_user());
+    let history = model.history.by_user();
+    let exclude = (!a.include_seen).then_some(&history);
     if a.all {
         let out = a
             .out
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("`--all` needs `--out FILE.parquet`"))?;
-        return all_users(ctx, &model, seen.as_ref(), a.k, out);
+        return all_users(ctx, &model, &history, exclude, a.k, out);
     }
     let user_id = a.user.as_deref().unwrap_or_default();
-    let known = model.user_ids.iter().position(|u| u == user_id);
-    let (strategy, recs): (&str, Vec<Rec>) = match known {
-        Some(u) => {
-            let lists = top_k(
-                model.user_factors.view(),
-                model.item_factors.view(),
-                &[u as u32],
-                seen.as_ref(),
-                a.k,
-            )?;
-            let list = lists.into_iter().next().unwrap_or_default();
-            (
-                "als",
-                list.iter()
+    let index: HashMap<String, u32> = model
+        .user_ids
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.clone(), i as u32))
+        .collect();
+    let family = model.metadata.family.to_string();
+    let (strategy, recs): (&str, Vec<Rec>) =
+        match lookup(&index, user_id, model.model.as_ref(), &history) {
+            UserLookup::Known(u) => {
+                let lists = top_k(model.model.as_ref(), &history, &[u], exclude, a.k)?;
+                let list = lists.into_iter().next().unwrap_or_default();
+                (
+                    family.as_str(),
+                    list.iter()
+                        .enumerate()
+                        .map(|(r, (i, s))| Rec {
+                            rank: r + 1,
+                            item_id: &model.item_ids[*i as usize],
+                            score: f64::from(*s),
+                            count: None,
+                            damped_mean: None,
+                        })
+                        .collect(),
+                )
+            }
+            UserLookup::Cold => (
+                "popular",
+                cold_start(&model.popular, &[], a.k)
+                    .into_iter()
                     .enumerate()
-                    .map(|(r, (i, s))| Rec {
+                    .map(|(r, p)| Rec {
                         rank: r + 1,
-                        item_id: &model.item_ids[*i as usize],
-                        score: *s as f64,
+                        item_id: &model.item_ids[p.item as usize],
+                        score: p.score,
+                        count: Some(p.count),
+                        damped_mean: Some(p.score),
                     })
                     .collect(),
-            )
-        }
-        None => (
-            "popular",
-            model
-                .popular
-                .iter()
-                .take(a.k)
-                .enumerate()
-                .map(|(r, p)| Rec {
-                    rank: r + 1,
-                    item_id: &model.item_ids[p.item as usize],
-                    score: p.count as f64,
-                })
-                .collect(),
-        ),
-    };
-    if ctx.global.json {
-        return ctx.print_json(
+            ),
+        };
+    if ctx.out.is_json() {
+        return Ok(ctx.out.json(
             &serde_json::json!({ "user_id": user_id, "strategy": strategy, "items": recs }),
-        );
+        )?);
     }
-    if strategy == "popular" {
-        ctx.say(format!("user `{user_id}` is not in the model: the {} most popular items (score = number of ratings)", recs.len()));
+    let cold = strategy == "popular";
+    if cold {
+        ctx.out.line(format!(
+            "user `{user_id}` has no training rating in the model: the {} most popular items (by rating count, ties by damped mean rating)",
+            recs.len()
+        ))?;
     } else {
-        ctx.say(format!(
-            "top {} for user `{user_id}`{}:",
+        ctx.out.line(format!(
+            "top {} for user `{user_id}` ({family}){}:",
             recs.len(),
             if a.include_seen {
                 ""
             } else {
-                " (items already rated excluded)"
+                ", items already rated excluded"
             }
-        ));
+        ))?;
     }
-    ctx.say(format!(
-        "  {:>4}  {:<20} {:>10}",
-        "rank", "item_id", "score"
-    ));
+    let mut t = if cold {
+        Table::new(["rank", "item_id", "ratings", "damped_mean"]).right([0, 2, 3])
+    } else {
+        Table::new(["rank", "item_id", "score"]).right([0, 2])
+    };
     for r in &recs {
-        ctx.say(format!(
-            "  {:>4}  {:<20} {:>10.4}",
-            r.rank, r.item_id, r.score
-        ));
+        if cold {
+            t.push([
+                r.rank.to_string(),
+                r.item_id.to_string(),
+                r.count.unwrap_or(0).to_string(),
+                format!("{:.4}", r.damped_mean.unwrap_or(0.0)),
+            ]);
+        } else {
+            t.push([
+                r.rank.to_string(),
+                r.item_id.to_string(),
+                format!("{:.4}", r.score),
+            ]);
+        }
     }
+    ctx.out.table(&t, terminal_width())?;
     Ok(())
 }
 
 fn all_users(
     ctx: &Context,
     model: &SavedModel,
-    seen: Option<&crate::data::interactions::Csr>,
+    history: &crate::data::interactions::Csr,
+    exclude: Option<&crate::data::interactions::Csr>,
     k: usize,
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let users: Vec<u32> = (0..model.user_ids.len() as u32).collect();
+    let (known, cold): (Vec<u32>, Vec<u32>) = (0..model.user_ids.len() as u32).partition(|&u| {
+        matches!(
+            crate::model::recommend::lookup_index(Some(u), model.model.as_ref(), history),
+            UserLookup::Known(_)
+        )
+    });
     let t0 = std::time::Instant::now();
-    let bar = ctx.progress.steps(users.len() as u64, "scoring users");
-    let (mut uid, mut rank, mut iid, mut score) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for_each_top_k(
-        model.user_factors.view(),
-        model.item_factors.view(),
-        &users,
-        seen,
+    let bar = ctx.progress.steps(known.len() as u64, "scoring users");
+    let (mut uid, mut rank, mut iid, mut score, mut strategy) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let family = model.metadata.family.to_string();
+    for_each_top(
+        model.model.as_ref(),
+        history,
+        &known,
+        exclude,
         k,
         TopKOptions::default(),
         |u, list| {
@@ -124,11 +174,22 @@ fn all_users(
                 rank.push(r as i32 + 1);
                 iid.push(model.item_ids[i as usize].as_str());
                 score.push(s);
+                strategy.push(family.as_str());
             }
-            Ok::<(), crate::eval::topk::TopKError>(())
+            Ok::<(), TopKError>(())
         },
     )?;
     bar.finish();
+    let popular = cold_start(&model.popular, &[], k);
+    for &u in &cold {
+        for (r, p) in popular.iter().enumerate() {
+            uid.push(model.user_ids[u as usize].as_str());
+            rank.push(r as i32 + 1);
+            iid.push(model.item_ids[p.item as usize].as_str());
+            score.push(p.score as f32);
+            strategy.push("popular");
+        }
+    }
     let seconds = t0.elapsed().as_secs_f64();
     let rows = uid.len();
     let cols = vec![
@@ -136,28 +197,18 @@ fn all_users(
         Column::new("rank".into(), rank),
         Column::new("item_id".into(), iid),
         Column::new("score".into(), score),
+        Column::new("strategy".into(), strategy),
     ];
     // Written beside the target and renamed, so a failure never leaves half a file.
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".recs-")
-        .suffix(".parquet")
-        .tempfile_in(dir)
-        .hint("choose a writable `--out`")?;
-    store::write_parquet(tmp.path(), cols)?;
-    tmp.persist(out)
-        .map_err(|e| e.error)
-        .hint("choose a writable `--out`")?;
-    if ctx.global.json {
-        return ctx.print_json(&serde_json::json!({ "users": users.len(), "rows": rows, "k": k, "seconds": seconds, "out": out.display().to_string() }));
+    store::write_parquet(out, cols).hint("choose a writable `--out`")?;
+    if ctx.out.is_json() {
+        return Ok(ctx.out.json(&serde_json::json!({ "users": known.len() + cold.len(), "cold_users": cold.len(), "rows": rows, "k": k, "seconds": seconds, "out": out.display().to_string() }))?);
     }
-    ctx.say(format!(
-        "top {k} for {} users ({rows} rows) in {seconds:.2}s -> {}",
-        users.len(),
+    ctx.out.line(format!(
+        "top {k} for {} users ({} cold, given the popular list; {rows} rows) in {seconds:.2}s -> {}",
+        known.len() + cold.len(),
+        cold.len(),
         show_path(out)
-    ));
+    ))?;
     Ok(())
 }

@@ -4,91 +4,41 @@
 use std::collections::BTreeSet;
 
 use crate::cli::{ExperimentsCommand, RunsCommand, RunsListArgs, StoreArgs, SyncArgs};
-use crate::commands::run::{tracking_settings, tracking_uri};
+use crate::commands::common::open_store;
 use crate::commands::Context;
-use crate::tracking::{self, Run, RunQuery, Tracker, TrackingSettings};
+use crate::output::{fmt_value, terminal_width, Table};
+use crate::settings::{tracking_connection, tracking_target};
+use crate::tracking::{self, Run, RunQuery, Tracker};
 
 fn open(ctx: &Context, store: &StoreArgs) -> anyhow::Result<Box<dyn Tracker>> {
-    let uri = tracking_uri(ctx, store.tracking_uri.as_deref(), None);
-    let t = tracking::open_tracker(&uri, &tracking_settings(ctx))?;
-    t.ping()?;
-    Ok(t)
+    open_store(&tracking_target(
+        store.tracking_uri.as_deref(),
+        None,
+        &ctx.env,
+    ))
 }
 
 /// Prints rows as an aligned table fitting the terminal, or CSV.
-fn print_table(ctx: &Context, header: &[String], rows: &[Vec<String>], csv: bool) {
+fn print_table(
+    ctx: &Context,
+    header: &[String],
+    rows: &[Vec<String>],
+    csv: bool,
+) -> anyhow::Result<()> {
+    let mut t = Table::new(header.iter().cloned()).keep([0]);
+    for r in rows {
+        t.push(r.iter().cloned());
+    }
     if csv {
-        let esc = |s: &str| {
-            if s.contains([',', '"', '\n']) {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            } else {
-                s.to_string()
-            }
-        };
-        println!(
-            "{}",
-            header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(",")
-        );
-        for r in rows {
-            println!("{}", r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(","));
-        }
-        return;
+        ctx.out.csv(&t)?;
+    } else {
+        ctx.out.table(&t, terminal_width())?;
     }
-    let width = terminal_width();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    // Shrink the widest columns until the table fits.
-    let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
-    while total(&widths) > width {
-        let (i, &m) = widths
-            .iter()
-            .enumerate()
-            .max_by_key(|(_, w)| **w)
-            .unwrap_or((0, &0));
-        if m <= 8 {
-            break;
-        }
-        widths[i] = m - 1;
-    }
-    let cut = |s: &str, w: usize| -> String {
-        if s.chars().count() <= w {
-            format!("{s:<w$}")
-        } else {
-            let t: String = s.chars().take(w.saturating_sub(1)).collect();
-            format!("{t}…")
-        }
-    };
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| cut(c, *w))
-            .collect::<Vec<_>>()
-            .join("  ")
-    };
-    ctx.say(line(header).trim_end());
-    for r in rows {
-        ctx.say(line(r).trim_end());
-    }
-}
-
-fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(160)
+    Ok(())
 }
 
 fn fmt_metric(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e12 {
-        format!("{v}")
-    } else {
-        format!("{v:.4}")
-    }
+    fmt_value(v)
 }
 
 fn cell(run: &Run, col: &str) -> String {
@@ -139,7 +89,7 @@ fn list(ctx: &Context, a: &RunsListArgs) -> anyhow::Result<()> {
         max_results: a.max,
     })?;
     if ctx.global.json {
-        return ctx.print_json(&runs);
+        return Ok(ctx.out.json(&runs)?);
     }
     let cols: Vec<String> = if a.columns.is_empty() {
         let mut c = vec![
@@ -165,8 +115,7 @@ fn list(ctx: &Context, a: &RunsListArgs) -> anyhow::Result<()> {
         .iter()
         .map(|r| cols.iter().map(|c| cell(r, c)).collect())
         .collect();
-    print_table(ctx, &cols, &rows, a.store.csv);
-    Ok(())
+    print_table(ctx, &cols, &rows, a.store.csv)
 }
 
 fn show(ctx: &Context, run_id: &str, store: &StoreArgs) -> anyhow::Result<()> {
@@ -180,40 +129,42 @@ fn show(ctx: &Context, run_id: &str, store: &StoreArgs) -> anyhow::Result<()> {
     })?;
     let artifacts = t.list_artifacts(run_id, None)?;
     if ctx.global.json {
-        return ctx.print_json(&serde_json::json!({
+        return Ok(ctx.out.json(&serde_json::json!({
             "run": run,
             "children": children.iter().map(|c| &c.info.run_id).collect::<Vec<_>>(),
             "artifacts": artifacts,
-        }));
+        }))?);
     }
-    ctx.say(format!(
+    ctx.out.line(format!(
         "run {} ({}), {}, experiment {}",
         run.info.run_id, run.info.run_name, run.info.status, run.info.experiment_id
-    ));
-    ctx.say("params:");
+    ))?;
+    ctx.out.line("params:")?;
     for (k, v) in &run.params {
-        ctx.say(format!("  {k} = {v}"));
+        ctx.out.line(format!("  {k} = {v}"))?;
     }
-    ctx.say("metrics (latest):");
+    ctx.out.line("metrics (latest):")?;
     for (k, m) in &run.metrics {
-        ctx.say(format!("  {k} = {}", fmt_metric(m.value)));
+        ctx.out.line(format!("  {k} = {}", fmt_metric(m.value)))?;
     }
-    ctx.say("tags:");
+    ctx.out.line("tags:")?;
     for (k, v) in run
         .tags
         .iter()
         .filter(|(k, _)| k.as_str() != tracking::TAG_NOTE)
     {
-        ctx.say(format!("  {k} = {v}"));
+        ctx.out.line(format!("  {k} = {v}"))?;
     }
-    ctx.say("artifacts:");
+    ctx.out.line("artifacts:")?;
     for a in &artifacts {
-        ctx.say(format!("  {}{}", a.path, if a.is_dir { "/" } else { "" }));
+        ctx.out
+            .line(format!("  {}{}", a.path, if a.is_dir { "/" } else { "" }))?;
     }
     if !children.is_empty() {
-        ctx.say(format!("children ({}):", children.len()));
+        ctx.out.line(format!("children ({}):", children.len()))?;
         for c in &children {
-            ctx.say(format!("  {} {}", c.info.run_id, c.info.run_name));
+            ctx.out
+                .line(format!("  {} {}", c.info.run_id, c.info.run_name))?;
         }
     }
     Ok(())
@@ -228,7 +179,7 @@ fn compare(ctx: &Context, ids: &[String], store: &StoreArgs) -> anyhow::Result<(
     let params: BTreeSet<&String> = runs.iter().flat_map(|r| r.params.keys()).collect();
     let metrics: BTreeSet<&String> = runs.iter().flat_map(|r| r.metrics.keys()).collect();
     if ctx.global.json {
-        return ctx.print_json(&runs);
+        return Ok(ctx.out.json(&runs)?);
     }
     let mut header = vec![String::from("")];
     header.extend(runs.iter().map(|r| {
@@ -251,7 +202,8 @@ fn compare(ctx: &Context, ids: &[String], store: &StoreArgs) -> anyhow::Result<(
     }
     for m in metrics {
         let vals: Vec<Option<f64>> = runs.iter().map(|r| r.metric(m)).collect();
-        let lower_better = crate::train::Selection::direction_of(m) == crate::train::Direction::Min;
+        let lower_better =
+            crate::eval::keys::direction(m) == Some(crate::eval::keys::Direction::Lower);
         let best = vals
             .iter()
             .flatten()
@@ -279,9 +231,10 @@ fn compare(ctx: &Context, ids: &[String], store: &StoreArgs) -> anyhow::Result<(
         }));
         rows.push(row);
     }
-    print_table(ctx, &header, &rows, store.csv);
+    print_table(ctx, &header, &rows, store.csv)?;
     if !store.csv {
-        ctx.say("(≠ params differ; * best value of the metric)");
+        ctx.out
+            .line("(≠ params differ; * best value of the metric)")?;
     }
     Ok(())
 }
@@ -307,14 +260,14 @@ fn best(
         .next()
         .ok_or_else(|| anyhow::anyhow!("no run of `{experiment}` has metric `{metric}`"))?;
     if ctx.global.json {
-        return ctx.print_json(&run);
+        return Ok(ctx.out.json(&run)?);
     }
-    ctx.say(format!(
+    ctx.out.line(format!(
         "{} {} {metric}={}",
         run.info.run_id,
         run.info.run_name,
         run.metric(metric).map(fmt_metric).unwrap_or_default()
-    ));
+    ))?;
     Ok(())
 }
 
@@ -323,7 +276,7 @@ pub fn run_experiments(ctx: &Context, c: &ExperimentsCommand) -> anyhow::Result<
     let t = open(ctx, store)?;
     let exps = t.list_experiments()?;
     if ctx.global.json {
-        return ctx.print_json(&exps);
+        return Ok(ctx.out.json(&exps)?);
     }
     let header: Vec<String> = ["experiment_id", "name", "created"]
         .iter()
@@ -342,8 +295,7 @@ pub fn run_experiments(ctx: &Context, c: &ExperimentsCommand) -> anyhow::Result<
             ]
         })
         .collect();
-    print_table(ctx, &header, &rows, store.csv);
-    Ok(())
+    print_table(ctx, &header, &rows, store.csv)
 }
 
 pub fn run_runs(ctx: &Context, c: &RunsCommand) -> anyhow::Result<()> {
@@ -361,15 +313,15 @@ pub fn run_runs(ctx: &Context, c: &RunsCommand) -> anyhow::Result<()> {
 }
 
 pub fn run_sync(ctx: &Context, a: &SyncArgs) -> anyhow::Result<()> {
-    let conn = tracking_settings(ctx);
+    let conn = tracking_connection(&ctx.env);
     let from = tracking::open_tracker(&a.from, &conn)?;
     let to = tracking::open_tracker(&a.to, &conn)?;
     to.ping()?;
     let report = tracking::sync(from.as_ref(), to.as_ref(), a.experiment.as_deref())?;
     if ctx.global.json {
-        return ctx.print_json(&report);
+        return Ok(ctx.out.json(&report)?);
     }
-    ctx.say(format!(
+    ctx.out.line(format!(
         "copied {} run(s) ({} metric values, {} artifact files) from {} experiment(s); {} already synced, {} still running (left for later)",
         report.copied.len(),
         report.metric_values,
@@ -377,20 +329,6 @@ pub fn run_sync(ctx: &Context, a: &SyncArgs) -> anyhow::Result<()> {
         report.experiments,
         report.already_synced,
         report.skipped_running
-    ));
-    Ok(())
-}
-
-/// Registers the run's logged model in the server's Model Registry with the alias `champion`.
-pub fn register(
-    _ctx: &Context,
-    uri: &str,
-    conn: &TrackingSettings,
-    name: &str,
-    run_id: &str,
-) -> anyhow::Result<()> {
-    let store = tracking::RestStore::new(uri, conn)?;
-    let version = store.register_model(name, run_id, "model", "champion")?;
-    tracing::info!("registered `{name}` version {version} (alias `champion`)");
+    ))?;
     Ok(())
 }

@@ -4,19 +4,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{DeployArgs, ServeArgs};
-use crate::commands::run::{tracking_settings, tracking_uri};
+use crate::commands::common::open_store;
 use crate::commands::{show_path, Context, WithHint};
 use crate::serve::{run_server, ServeSettings};
-use crate::tracking;
+use crate::settings::{defaults, tracking_target};
 
 /// Downloads a run's logged model (`model/data`) into `artifacts/runs/<run_id>/` and returns the
 /// model folder.
 pub fn fetch_run_model(ctx: &Context, run_id: &str, uri: Option<&str>) -> anyhow::Result<PathBuf> {
-    let uri = tracking_uri(ctx, uri, None);
-    let tracker = tracking::open_tracker(&uri, &tracking_settings(ctx))?;
-    tracker.ping()?;
-    let dest = PathBuf::from("artifacts/runs").join(run_id);
-    let staging = PathBuf::from("artifacts/runs")
+    let tracker = open_store(&tracking_target(uri, None, &ctx.env))?;
+    let dest = PathBuf::from(defaults::RUN_MODELS_DIR).join(run_id);
+    let staging = PathBuf::from(defaults::RUN_MODELS_DIR)
         .join(format!(".{run_id}-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&staging)
         .hint("choose a working folder where `artifacts/` is writable")?;
@@ -50,11 +48,7 @@ pub fn run_serve(ctx: &Context, a: &ServeArgs) -> anyhow::Result<()> {
         host: a.host.clone(),
         port: a.port,
         model_dir,
-        admin_token: ctx
-            .env
-            .get("RECFLOW_ADMIN_TOKEN")
-            .map(str::to_string)
-            .filter(|t| !t.is_empty()),
+        admin_token: ctx.env.admin_token.as_ref().map(|t| t.expose().to_string()),
         request_timeout: Duration::from_secs(a.timeout.max(1)),
         body_limit: a.body_limit,
         threads: a.threads,
@@ -66,11 +60,11 @@ pub fn run_serve(ctx: &Context, a: &ServeArgs) -> anyhow::Result<()> {
 pub fn run_deploy(ctx: &Context, a: &DeployArgs) -> anyhow::Result<()> {
     let token = ctx
         .env
-        .get("RECFLOW_ADMIN_TOKEN")
-        .filter(|t| !t.is_empty())
+        .admin_token
+        .as_ref()
+        .map(|t| t.expose().to_string())
         .ok_or_else(|| anyhow::anyhow!("RECFLOW_ADMIN_TOKEN is not set"))
-        .hint("set it to the token the server was started with")?
-        .to_string();
+        .hint("set it to the token the server was started with")?;
     let dir = fetch_run_model(ctx, &a.run_id, a.tracking_uri.as_deref())?;
     let url = format!("{}/admin/reload", a.server.trim_end_matches('/'));
     let client = reqwest::blocking::Client::builder()
@@ -93,14 +87,14 @@ pub fn run_deploy(ctx: &Context, a: &DeployArgs) -> anyhow::Result<()> {
                 .unwrap_or("no message")
         );
     }
-    if ctx.global.json {
-        return ctx.print_json(&body);
+    if ctx.out.is_json() {
+        return Ok(ctx.out.json(&body)?);
     }
-    ctx.say(format!(
+    ctx.out.line(format!(
         "{} now serves run {} ({})",
         a.server,
         a.run_id,
         show_path(&dir)
-    ));
+    ))?;
     Ok(())
 }

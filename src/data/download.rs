@@ -10,8 +10,8 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::progress::{Bar, Progress};
 use flate2::read::MultiGzDecoder;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::StatusCode;
@@ -109,8 +109,12 @@ pub fn part_path(dest: &Path) -> PathBuf {
 }
 
 /// Downloads `url` to `dest`, resuming `<dest>.part` when it exists, with a byte progress bar
-/// (rate and ETA) when `progress`.
-pub fn download(url: &str, dest: &Path, progress: bool) -> Result<DownloadReport, DownloadError> {
+/// (rate and ETA) when `progress` draws bars.
+pub fn download(
+    url: &str,
+    dest: &Path,
+    progress: &Progress,
+) -> Result<DownloadReport, DownloadError> {
     let parsed = reqwest::Url::parse(url).map_err(|e| DownloadError::BadUrl {
         url: url.to_string(),
         reason: e.to_string(),
@@ -188,7 +192,7 @@ pub fn download(url: &str, dest: &Path, progress: bool) -> Result<DownloadReport
     let bytes = fs::metadata(&part).map_err(io_err(&part))?.len();
     let gzip_verified = is_gzip_name(dest);
     if gzip_verified {
-        let bar = Bar::bytes(progress, Some(bytes), "checking", url);
+        let bar = progress.bytes(bytes, &label("checking", url));
         let checked = check_gzip(&part, bytes, &bar);
         bar.finish();
         if let Err(source) = checked {
@@ -220,7 +224,7 @@ fn receive(
     url: &str,
     part: &Path,
     offset: u64,
-    progress: bool,
+    progress: &Progress,
 ) -> Result<u64, DownloadError> {
     let io_err = |source| DownloadError::Io {
         path: part.to_path_buf(),
@@ -236,8 +240,8 @@ fn receive(
     }
     .map_err(io_err)?;
     let expected = response.content_length();
-    let bar = Bar::bytes(progress, expected.map(|n| n + offset), "downloading", url);
-    bar.set(offset);
+    let bar = progress.bytes(expected.map(|n| n + offset), &label("downloading", url));
+    bar.set_position(offset);
     let mut buf = vec![0u8; BUFFER];
     let mut received = 0u64;
     let interrupted = |received: u64, source| DownloadError::Interrupted {
@@ -259,7 +263,7 @@ fn receive(
         };
         file.write_all(&buf[..n]).map_err(io_err)?;
         received += n as u64;
-        bar.set(offset + received);
+        bar.set_position(offset + received);
     }
     file.flush().map_err(io_err)?;
     bar.finish();
@@ -323,49 +327,19 @@ impl<R: Read> Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
-        self.bar.set(self.read);
+        self.bar.set_position(self.read);
         Ok(n)
     }
 }
 
-/// A byte progress bar, or nothing.
-struct Bar(Option<ProgressBar>);
-
-impl Bar {
-    fn bytes(enabled: bool, total: Option<u64>, verb: &str, url: &str) -> Bar {
-        if !enabled {
-            return Bar(None);
-        }
-        let pb = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
-        let template = if total.is_some() {
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
-        } else {
-            "{msg} {bytes} {bytes_per_sec} {elapsed}"
-        };
-        if let Ok(style) = ProgressStyle::with_template(template) {
-            pb.set_style(style.progress_chars("=> "));
-        }
-        let name = url
-            .rsplit('/')
-            .next()
-            .filter(|n| !n.is_empty())
-            .unwrap_or(url);
-        pb.set_message(format!("{verb} {name}"));
-        pb.enable_steady_tick(Duration::from_millis(200));
-        Bar(Some(pb))
-    }
-
-    fn set(&self, pos: u64) {
-        if let Some(pb) = &self.0 {
-            pb.set_position(pos);
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(pb) = &self.0 {
-            pb.finish_and_clear();
-        }
-    }
+/// The bar's label: the verb and the file name of the URL.
+fn label(verb: &str, url: &str) -> String {
+    let name = url
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(url);
+    format!("{verb} {name}")
 }
 
 #[cfg(test)]
@@ -560,7 +534,7 @@ mod tests {
         let server = Server::start(vec![("/r.json.gz", Route::File(data.clone()))]);
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("raw/r.json.gz");
-        let report = download(&server.url("/r.json.gz"), &dest, false).unwrap();
+        let report = download(&server.url("/r.json.gz"), &dest, &Progress::hidden()).unwrap();
         assert_eq!(fs::read(&dest).unwrap(), data);
         assert!(!part_path(&dest).exists());
         assert_eq!(report.bytes, data.len() as u64);
@@ -576,7 +550,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("r.json.gz");
         let url = server.url("/missing.json.gz");
-        let err = download(&url, &dest, false).unwrap_err();
+        let err = download(&url, &dest, &Progress::hidden()).unwrap_err();
         assert!(
             matches!(err, DownloadError::Status { status: 404, .. }),
             "{err:?}"
@@ -594,7 +568,7 @@ mod tests {
         let dest = dir.path().join("r.json.gz");
         let url = server.url("/r.json.gz");
 
-        let err = download(&url, &dest, false).unwrap_err();
+        let err = download(&url, &dest, &Progress::hidden()).unwrap_err();
         let DownloadError::Interrupted { received, .. } = &err else {
             panic!("expected an interrupted download, got {err:?}");
         };
@@ -608,7 +582,7 @@ mod tests {
             "{msg}"
         );
 
-        let report = download(&url, &dest, false).unwrap();
+        let report = download(&url, &dest, &Progress::hidden()).unwrap();
         assert_eq!(fs::read(&dest).unwrap(), data);
         assert!(!part_path(&dest).exists());
         assert_eq!(report.resumed_from, kept);
@@ -629,7 +603,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("r.json.gz");
         fs::write(part_path(&dest), b"stale bytes").unwrap();
-        let report = download(&server.url("/r.json.gz"), &dest, false).unwrap();
+        let report = download(&server.url("/r.json.gz"), &dest, &Progress::hidden()).unwrap();
         assert_eq!(fs::read(&dest).unwrap(), data);
         assert_eq!(report.resumed_from, 0);
         assert_eq!(server.seen()[0].range.as_deref(), Some("bytes=11-"));
@@ -642,7 +616,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("r.json.gz");
         fs::write(part_path(&dest), &data).unwrap();
-        let report = download(&server.url("/r.json.gz"), &dest, false).unwrap();
+        let report = download(&server.url("/r.json.gz"), &dest, &Progress::hidden()).unwrap();
         assert_eq!(fs::read(&dest).unwrap(), data);
         assert_eq!(
             (report.downloaded, report.resumed_from),
@@ -653,7 +627,7 @@ mod tests {
         let dest = dir.path().join("s.json.gz");
         let junk = vec![b'x'; data.len()];
         fs::write(part_path(&dest), &junk).unwrap();
-        let err = download(&server.url("/r.json.gz"), &dest, false).unwrap_err();
+        let err = download(&server.url("/r.json.gz"), &dest, &Progress::hidden()).unwrap_err();
         assert!(matches!(err, DownloadError::CorruptGzip { .. }), "{err:?}");
         assert!(!part_path(&dest).exists() && !dest.exists());
     }
@@ -673,7 +647,7 @@ mod tests {
         for name in ["cut.json.gz", "plain.json.gz"] {
             let dest = dir.path().join(name);
             let url = server.url(&format!("/{name}"));
-            let err = download(&url, &dest, false).unwrap_err();
+            let err = download(&url, &dest, &Progress::hidden()).unwrap_err();
             assert!(matches!(err, DownloadError::CorruptGzip { .. }), "{err:?}");
             assert!(err.to_string().contains(&url));
             assert!(!part_path(&dest).exists() && !dest.exists());
@@ -685,7 +659,7 @@ mod tests {
         let server = Server::start(vec![("/r.csv", Route::File(b"user,item\n1,2\n".to_vec()))]);
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("r.csv");
-        let report = download(&server.url("/r.csv"), &dest, false).unwrap();
+        let report = download(&server.url("/r.csv"), &dest, &Progress::hidden()).unwrap();
         assert!(!report.gzip_verified);
         assert_eq!(fs::read(&dest).unwrap(), b"user,item\n1,2\n");
     }
@@ -701,7 +675,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("r.json.gz");
         let url = format!("http://127.0.0.1:{port}/r.json.gz");
-        let err = download(&url, &dest, false).unwrap_err();
+        let err = download(&url, &dest, &Progress::hidden()).unwrap_err();
         assert!(matches!(err, DownloadError::Offline { .. }), "{err:?}");
         let msg = err.to_string();
         assert!(msg.contains(&url), "{msg}");
@@ -714,7 +688,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("r.json.gz");
         for url in ["not a url", "ftp://example.com/r.json.gz"] {
-            let err = download(url, &dest, false).unwrap_err();
+            let err = download(url, &dest, &Progress::hidden()).unwrap_err();
             assert!(matches!(err, DownloadError::BadUrl { .. }), "{err:?}");
         }
     }

@@ -153,7 +153,8 @@ pub struct InputSummary {
     pub sha256: String,
 }
 
-fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
+/// The SHA-256 of a file's bytes, hex.
+pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
     let mut f = fs::File::open(path)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -169,13 +170,25 @@ fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
 
 /// Runs the ETL described by `s`, writing the outputs into `s.output`.
 pub fn run_etl(s: &EtlSettings, progress: &Progress) -> Result<EtlSummary, EtlError> {
+    run_etl_hashed(s, progress, None)
+}
+
+/// [`run_etl`] for an input whose SHA-256 the caller already has (so it is read once for it).
+pub fn run_etl_hashed(
+    s: &EtlSettings,
+    progress: &Progress,
+    sha256: Option<String>,
+) -> Result<EtlSummary, EtlError> {
     let t0 = Instant::now();
     // Refuse an unwritable destination before spending time on the input.
     let staging = store::Staging::new(&s.output)?;
     let bytes = fs::metadata(&s.input).map(|m| m.len()).unwrap_or(0);
     // Hash on another thread while the main one parses (the file is read twice, from cache).
     let hash_path = s.input.clone();
-    let hasher = std::thread::spawn(move || sha256_file(&hash_path));
+    let hasher = std::thread::spawn(move || match sha256 {
+        Some(h) => Ok(h),
+        None => sha256_file(&hash_path),
+    });
     let raw = read_ratings(
         &s.input,
         &ReadOptions {
@@ -282,10 +295,8 @@ pub fn run_etl(s: &EtlSettings, progress: &Progress) -> Result<EtlSummary, EtlEr
         "✅ Processed {} rows → {} users × {} items ({} ratings, {:.3}s)",
         summary.rows_read, summary.users, summary.items, summary.ratings, summary.seconds
     );
-    info!(
-        "Saved popularity table to: {}",
-        s.output.join(POPULAR_ITEMS).display()
-    );
+    // The outputs' final place is the caller's to log: `s.output` may be a staging folder that
+    // is renamed afterwards.
     Ok(summary)
 }
 

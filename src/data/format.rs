@@ -11,28 +11,17 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// File formats the ETL reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum InputFormat {
-    /// One JSON object per line (plain or gzipped): the Amazon review dumps.
-    Json,
-    /// Comma-separated values, with or without a header.
-    Csv,
-    /// Tab-separated values, with or without a header (MovieLens `.inter`, `u.data`).
-    Tsv,
-    /// Apache Parquet.
-    Parquet,
-}
-
-impl fmt::Display for InputFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Json => "json",
-            Self::Csv => "csv",
-            Self::Tsv => "tsv",
-            Self::Parquet => "parquet",
-        })
+crate::named_enum! {
+    /// File formats the ETL reads.
+    pub enum InputFormat: "input format" {
+        /// One JSON object per line (plain or gzipped): the Amazon review dumps.
+        Json = "json",
+        /// Comma-separated values, with or without a header.
+        Csv = "csv",
+        /// Tab-separated values, with or without a header (MovieLens `.inter`, `u.data`).
+        Tsv = "tsv",
+        /// Apache Parquet.
+        Parquet = "parquet",
     }
 }
 

@@ -16,10 +16,9 @@ use std::collections::HashSet;
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use crate::progress::{Bar, Progress};
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -197,15 +196,14 @@ impl GenerateParams {
 pub fn generate(
     params: &GenerateParams,
     out: &Path,
-    progress: bool,
+    progress: &Progress,
 ) -> Result<GenerateSummary, GenerateError> {
     params.check()?;
     let io_err = |source| GenerateError::Io {
         path: out.to_path_buf(),
         source,
     };
-    let bar = Bar::new(progress, params.ratings as u64);
-    bar.message("planning");
+    let bar = progress.items(params.ratings as u64, "reviews", "planning");
     let plan = Plan::draw(params);
 
     let dir = match out.parent() {
@@ -222,7 +220,7 @@ pub fn generate(
         builder.permissions(fs::Permissions::from_mode(0o644));
     }
     let tmp = builder.tempfile_in(&dir).map_err(io_err)?;
-    bar.message("writing");
+    bar.set_message("writing");
     let mut sink = BufWriter::with_capacity(1 << 20, tmp.as_file());
     let written = write_gzip(&plan, params.seed, &mut sink, &bar).map_err(io_err)?;
     sink.flush().map_err(io_err)?;
@@ -899,7 +897,7 @@ fn write_gzip(plan: &Plan, seed: u64, out: &mut impl Write, bar: &Bar) -> io::Re
             uncompressed += u64::from(part_crc.amount());
             crc.combine(&part_crc);
         }
-        bar.set((last * CHUNK_RECORDS).min(n) as u64);
+        bar.set_position((last * CHUNK_RECORDS).min(n) as u64);
         first = last;
     }
     let end = deflate_finish()?;
@@ -1267,43 +1265,6 @@ const LAST_NAMES: &[&str] = &[
 
 // ---------------------------------------------------------------------------------------------
 
-/// A progress bar over reviews, or nothing.
-struct Bar(Option<ProgressBar>);
-
-impl Bar {
-    fn new(enabled: bool, total: u64) -> Bar {
-        if !enabled {
-            return Bar(None);
-        }
-        let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template(
-            "{msg} [{bar:30}] {human_pos}/{human_len} reviews {elapsed_precise} eta {eta}",
-        ) {
-            pb.set_style(style.progress_chars("=> "));
-        }
-        pb.enable_steady_tick(Duration::from_millis(200));
-        Bar(Some(pb))
-    }
-
-    fn message(&self, msg: &'static str) {
-        if let Some(pb) = &self.0 {
-            pb.set_message(msg);
-        }
-    }
-
-    fn set(&self, pos: u64) {
-        if let Some(pb) = &self.0 {
-            pb.set_position(pos);
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(pb) = &self.0 {
-            pb.finish_and_clear();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1333,7 +1294,8 @@ mod tests {
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| generate(p, &out, false)).unwrap();
+        pool.install(|| generate(p, &out, &Progress::hidden()))
+            .unwrap();
         fs::read(&out).unwrap()
     }
 
@@ -1391,7 +1353,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("nested/folder/r.json.gz");
         let p = small();
-        let summary = generate(&p, &out, false).unwrap();
+        let summary = generate(&p, &out, &Progress::hidden()).unwrap();
         let gz = fs::read(&out).unwrap();
         assert_eq!(summary.bytes, gz.len() as u64);
         // A single-member decoder must reach the end of the file.
@@ -1759,7 +1721,7 @@ mod tests {
         // Nothing is written for bad parameters.
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("r.json.gz");
-        assert!(generate(&params(10, 10, 20, 0), &out, false).is_err());
+        assert!(generate(&params(10, 10, 20, 0), &out, &Progress::hidden()).is_err());
         assert!(!out.exists());
     }
 

@@ -1,6 +1,8 @@
-//! Data: reading inputs, cleaning, k-core, dense ids, Parquet outputs, splits, the generator and
-//! the downloader. Knows nothing about models, tracking or the command line.
+//! Data: reading inputs, cleaning, k-core, dense ids, Parquet outputs, the processed-data cache,
+//! splits, the generator and the downloader. Knows nothing about models, tracking or the command
+//! line.
 
+pub mod cache;
 pub mod download;
 pub mod etl;
 pub mod format;
@@ -9,3 +11,4 @@ pub mod interactions;
 pub mod read;
 pub mod split;
 pub mod store;
+pub mod testfile;

@@ -98,6 +98,37 @@ impl FromStr for SplitStrategy {
     }
 }
 
+crate::named_enum! {
+    /// The split strategies by name (the spec's `split.strategy`, `--split`).
+    pub enum SplitKind: "split strategy" {
+        Random = "random",
+        PerUser = "per_user",
+        Temporal = "temporal",
+        LeaveLastN = "leave_last_n",
+    }
+}
+
+impl SplitStrategy {
+    /// The strategy of a kind; `n` is used by `leave_last_n` only.
+    pub fn of(kind: SplitKind, n: usize) -> Self {
+        match kind {
+            SplitKind::Random => SplitStrategy::Random,
+            SplitKind::PerUser => SplitStrategy::PerUser,
+            SplitKind::Temporal => SplitStrategy::Temporal,
+            SplitKind::LeaveLastN => SplitStrategy::LeaveLastN(n),
+        }
+    }
+
+    pub fn kind(&self) -> SplitKind {
+        match self {
+            SplitStrategy::Random => SplitKind::Random,
+            SplitStrategy::PerUser => SplitKind::PerUser,
+            SplitStrategy::Temporal => SplitKind::Temporal,
+            SplitStrategy::LeaveLastN(_) => SplitKind::LeaveLastN,
+        }
+    }
+}
+
 /// What [`split`] needs: the strategy, the test fraction and the seed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SplitParams {

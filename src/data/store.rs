@@ -98,11 +98,22 @@ pub fn write_parquet(path: &Path, columns: Vec<Column>) -> Result<(), StoreError
         source,
     };
     let mut df = DataFrame::new(height, columns).map_err(perr)?;
-    let file = fs::File::create(path).map_err(unwritable(path))?;
-    ParquetWriter::new(file)
+    // Written beside the target and renamed, so a failure never leaves half a file.
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".parquet-")
+        .tempfile_in(dir)
+        .map_err(unwritable(path))?;
+    ParquetWriter::new(tmp.as_file())
         .with_compression(ParquetCompression::Snappy)
         .finish(&mut df)
         .map_err(perr)?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .map_err(unwritable(path))?;
     Ok(())
 }
 
@@ -226,18 +237,53 @@ pub fn read_id_map(path: &Path, idx_col: &str, id_col: &str) -> Result<Vec<Strin
     Ok(out)
 }
 
-/// Reads the ETL outputs in `dir`.
-pub fn load_dataset(dir: &Path) -> Result<Dataset, StoreError> {
-    let user_ids = read_id_map(&dir.join(USER_MAP), "user_idx", "user_id")?;
-    let item_ids = read_id_map(&dir.join(ITEM_MAP), "item_idx", "item_id")?;
-    let path = dir.join(INTERACTIONS);
-    let df = read_frame(&path)?;
+/// The columns of an interactions table as written: `user_idx`, `item_idx` (int32), `rating`
+/// (float32) and, when present, `timestamp` (int64).
+pub fn interaction_columns(t: &Interactions) -> Vec<Column> {
+    let mut cols = vec![
+        Column::new(
+            "user_idx".into(),
+            t.user.iter().map(|&u| u as i32).collect::<Vec<i32>>(),
+        ),
+        Column::new(
+            "item_idx".into(),
+            t.item.iter().map(|&i| i as i32).collect::<Vec<i32>>(),
+        ),
+        Column::new("rating".into(), &t.rating),
+    ];
+    if let Some(ts) = &t.timestamp {
+        cols.push(Column::new("timestamp".into(), ts));
+    }
+    cols
+}
+
+/// Writes an interactions table (atomically, see [`write_parquet`]).
+pub fn write_interactions(path: &Path, t: &Interactions) -> Result<(), StoreError> {
+    write_parquet(path, interaction_columns(t))
+}
+
+/// `(idx, id)` columns of an id map.
+pub fn id_map_columns(idx_col: &str, id_col: &str, ids: &[String]) -> Vec<Column> {
+    vec![
+        Column::new(idx_col.into(), (0..ids.len() as i32).collect::<Vec<i32>>()),
+        Column::new(id_col.into(), ids),
+    ]
+}
+
+/// Reads an interactions table written by [`write_interactions`] (or the ETL) over id spaces of
+/// `n_users` users and `n_items` items.
+pub fn read_interactions(
+    path: &Path,
+    n_users: usize,
+    n_items: usize,
+) -> Result<Interactions, StoreError> {
+    let df = read_frame(path)?;
     let to_u32 = |name: &str| -> Result<Vec<u32>, StoreError> {
-        let s = column(&df, &path, name)?
+        let s = column(&df, path, name)?
             .cast(&DataType::Int64)
-            .map_err(layout(&path))?;
+            .map_err(layout(path))?;
         s.i64()
-            .map_err(layout(&path))?
+            .map_err(layout(path))?
             .iter()
             .map(|v| {
                 v.filter(|&v| v >= 0 && v <= u32::MAX as i64)
@@ -245,18 +291,18 @@ pub fn load_dataset(dir: &Path) -> Result<Dataset, StoreError> {
             })
             .collect::<Option<Vec<u32>>>()
             .ok_or_else(|| StoreError::Layout {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 message: format!("`{name}` has nulls or negative values"),
             })
     };
     let user = to_u32("user_idx")?;
     let item = to_u32("item_idx")?;
-    let rating = column(&df, &path, "rating")?
+    let rating = column(&df, path, "rating")?
         .cast(&DataType::Float32)
-        .map_err(layout(&path))?;
+        .map_err(layout(path))?;
     let rating: Vec<f32> = rating
         .f32()
-        .map_err(layout(&path))?
+        .map_err(layout(path))?
         .iter()
         .map(|v| v.unwrap_or(f32::NAN))
         .collect();
@@ -265,10 +311,10 @@ pub fn load_dataset(dir: &Path) -> Result<Dataset, StoreError> {
             let s = c
                 .as_materialized_series()
                 .cast(&DataType::Int64)
-                .map_err(layout(&path))?;
+                .map_err(layout(path))?;
             Some(
                 s.i64()
-                    .map_err(layout(&path))?
+                    .map_err(layout(path))?
                     .iter()
                     .map(|v| v.unwrap_or(0))
                     .collect(),
@@ -276,18 +322,19 @@ pub fn load_dataset(dir: &Path) -> Result<Dataset, StoreError> {
         }
         Err(_) => None,
     };
-    let interactions = Interactions::new(
-        user,
-        item,
-        rating,
-        timestamp,
-        user_ids.len(),
-        item_ids.len(),
-    )
-    .map_err(|e| StoreError::Layout {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    Interactions::new(user, item, rating, timestamp, n_users, n_items).map_err(|e| {
+        StoreError::Layout {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
+    })
+}
+
+/// Reads the ETL outputs in `dir`.
+pub fn load_dataset(dir: &Path) -> Result<Dataset, StoreError> {
+    let user_ids = read_id_map(&dir.join(USER_MAP), "user_idx", "user_id")?;
+    let item_ids = read_id_map(&dir.join(ITEM_MAP), "item_idx", "item_id")?;
+    let interactions = read_interactions(&dir.join(INTERACTIONS), user_ids.len(), item_ids.len())?;
     Ok(Dataset {
         interactions,
         user_ids,

@@ -1,27 +1,25 @@
-//! Evaluation of a fitted model on a test split, beside the popularity baseline.
+//! Evaluation of a fitted model on a test split.
 //!
-//! [`evaluate`] is engine-neutral: it takes the model's ranking factors (score = user row · item
-//! row) and, for RMSE and MAE, a rating predictor closure, never a model type. A model with item
-//! biases folds them into the factors (append a column of ones to the user factors and the item
-//! bias to the item factors); a user bias does not change a user's ranking. The popularity
-//! baseline is fitted here, on the training split only, and ranked under the same rules.
-//!
-//! Candidates for a user's top-K are all catalogue items except the user's training items; test
-//! items are never excluded. A test user with no training rating (or no factor row) cannot be
-//! scored by the model and counts 0; the baseline scores every user. Definitions are in
-//! [`metrics`]; the top-K scorer in [`topk`]. This module knows nothing about files, tracking or
-//! the command line.
+//! [`evaluate`] takes any [`Recommender`]: ranking metrics from its top-K lists (through the
+//! shared recommending rule of [`crate::model::recommend`]), RMSE and MAE from its predicted
+//! ratings when it predicts them. Candidates for a user's top-K are all catalogue items except
+//! the user's training items; test items are never excluded. A test user with no training
+//! rating cannot be scored and counts 0. Definitions are in [`metrics`], the metric registry in
+//! [`keys`], the top-K scorer in [`topk`]. This module knows nothing about files, tracking or the
+//! command line.
 
+pub mod keys;
 pub mod metrics;
 pub mod topk;
 
-use ndarray::ArrayView2;
 use thiserror::Error;
 
 use crate::data::interactions::Interactions;
-use crate::model::popularity::Popularity;
+use crate::model::family::Recommender;
+use crate::model::recommend::for_each_top;
+use keys::Split;
 use metrics::{rating_metrics, Known, RankingAccumulator, RankingMetrics, RatingMetrics, TestSets};
-use topk::{for_each_top_k, TopKError, TopKOptions};
+use topk::{TopKError, TopKOptions};
 
 /// Errors from [`evaluate`].
 #[derive(Debug, Error, PartialEq)]
@@ -38,8 +36,8 @@ pub enum EvalError {
         test_users: usize,
         test_items: usize,
     },
-    #[error("the model has {rows} {what} factor rows but the data has {expected} {what}s")]
-    FactorRows {
+    #[error("the model knows {rows} {what}s but the data has {expected}")]
+    ModelShape {
         what: &'static str,
         rows: usize,
         expected: usize,
@@ -76,61 +74,76 @@ impl Default for EvalSettings {
     }
 }
 
-/// A model's ranking factors: rows indexed by the dense user and item ids.
-#[derive(Debug, Clone, Copy)]
-pub struct RankingFactors<'a> {
-    pub users: ArrayView2<'a, f32>,
-    pub items: ArrayView2<'a, f32>,
-}
-
 /// All figures of one evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalReport {
     pub k: usize,
     pub threshold: Option<f32>,
-    /// `None` when no predictor was given (implicit models have no rating scale).
+    /// `None` when the model predicts no ratings.
     pub rating: Option<RatingMetrics>,
-    pub ranking: RankingMetrics,
-    pub popularity: RankingMetrics,
+    /// `None` when the model does not rank (a global mean).
+    pub ranking: Option<RankingMetrics>,
 }
 
 impl EvalReport {
-    /// Metrics under their logged names: `rmse`, `mae` (when defined), `precision_at_K`,
-    /// `recall_at_K`, `ndcg_at_K`, `map_at_K`, `coverage_at_K`, then the baseline's as
-    /// `popularity.precision_at_K` and so on.
-    pub fn metrics(&self) -> Vec<(String, f64)> {
+    /// Metrics under their keys on `split`: `test_rmse`, `test_mae` (when defined),
+    /// `test_precision_at_K`, `test_recall_at_K`, `test_ndcg_at_K`, `test_map_at_K`,
+    /// `test_coverage_at_K`.
+    pub fn metrics(&self, split: Split) -> Vec<(String, f64)> {
         let mut out = self.rating.map(|r| r.named()).unwrap_or_default();
-        out.extend(self.ranking.named(""));
-        out.extend(self.popularity.named("popularity."));
-        out
+        if let Some(r) = &self.ranking {
+            out.extend(r.named(""));
+        }
+        out.into_iter()
+            .map(|(k, v)| (format!("{split}_{k}"), v))
+            .collect()
     }
 
-    /// Counts behind the figures: `users_evaluated` (users with a relevant test item),
-    /// `users_unscored` (of those, the ones the model could not score), and for the rating
-    /// errors `test_pairs_scored`, `test_pairs_cold` and `test_pairs_non_finite`.
+    /// The figure under `key` (a full key on `split`).
+    pub fn get(&self, split: Split, key: &str) -> Option<f64> {
+        self.metrics(split)
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Counts behind the figures (not metrics): `users_evaluated` (users with a relevant test
+    /// item), `users_unscored` (of those, the ones the model could not score), and for the
+    /// rating errors `test_pairs_scored`, `test_pairs_cold` and `test_pairs_non_finite`.
     pub fn counts(&self) -> Vec<(String, usize)> {
-        let mut out = vec![
-            ("users_evaluated".to_string(), self.ranking.users),
-            ("users_unscored".to_string(), self.ranking.unscored_users),
-        ];
+        let mut out = Vec::new();
+        if let Some(r) = &self.ranking {
+            out.push(("users_evaluated".to_string(), r.users));
+            out.push(("users_unscored".to_string(), r.unscored_users));
+        }
         if let Some(r) = self.rating {
-            out.push(("test_pairs_scored".to_string(), r.scored_pairs));
-            out.push(("test_pairs_cold".to_string(), r.cold_pairs));
-            out.push(("test_pairs_non_finite".to_string(), r.non_finite_pairs));
+            out.push(("pairs_scored".to_string(), r.scored_pairs));
+            out.push(("pairs_cold".to_string(), r.cold_pairs));
+            out.push(("pairs_non_finite".to_string(), r.non_finite_pairs));
         }
         out
     }
 }
 
-/// Evaluates a model given by its ranking `factors` and optional rating `predict`or against
-/// `test`, with `train` giving the items to exclude, the users and items the model knows, and
-/// the popularity baseline.
+/// Evaluates `model` against `test`, with `train` giving the items to exclude and the users and
+/// items the model knows.
 ///
 /// Top-K scoring runs on rayon's current pool; keep BLAS single-threaded while it runs.
 pub fn evaluate(
-    factors: RankingFactors<'_>,
-    predict: Option<&dyn Fn(u32, u32) -> f32>,
+    model: &dyn Recommender,
     train: &Interactions,
+    test: &Interactions,
+    settings: &EvalSettings,
+) -> Result<EvalReport, EvalError> {
+    let by_user = train.by_user();
+    evaluate_with_history(model, train, &by_user, test, settings)
+}
+
+/// [`evaluate`] with the training rows already grouped by user.
+pub fn evaluate_with_history(
+    model: &dyn Recommender,
+    train: &Interactions,
+    by_user: &crate::data::interactions::Csr,
     test: &Interactions,
     settings: &EvalSettings,
 ) -> Result<EvalReport, EvalError> {
@@ -147,11 +160,11 @@ pub fn evaluate(
         });
     }
     for (what, rows, expected) in [
-        ("user", factors.users.nrows(), train.n_users),
-        ("item", factors.items.nrows(), train.n_items),
+        ("user", model.n_users(), train.n_users),
+        ("item", model.n_items(), train.n_items),
     ] {
         if rows != expected {
-            return Err(EvalError::FactorRows {
+            return Err(EvalError::ModelShape {
                 what,
                 rows,
                 expected,
@@ -167,164 +180,195 @@ pub fn evaluate(
     }
 
     let known = Known::from_train(train);
-    let rating = predict.map(|p| rating_metrics(test, &known, p));
-    let by_user = train.by_user();
+    let rating = model
+        .predicts_ratings()
+        .then(|| rating_metrics(test, &known, |u, i| model.predict(u, i).unwrap_or(f32::NAN)));
+    if !model.ranks() {
+        return Ok(EvalReport {
+            k,
+            threshold: settings.threshold,
+            rating,
+            ranking: None,
+        });
+    }
 
-    // The model: top-K for the users it knows, streamed into the accumulator in `scored` order.
+    // Top-K for the users the model knows, streamed into the accumulator in `scored` order.
     let (scored, unscored): (Vec<usize>, Vec<usize>) =
         (0..sets.len()).partition(|&s| known.user(sets.users[s]));
     let scored_users: Vec<u32> = scored.iter().map(|&s| sets.users[s]).collect();
-    let mut model = RankingAccumulator::new(k, train.n_items);
+    let mut acc = RankingAccumulator::new(k, train.n_items);
     let mut next = scored.iter();
-    for_each_top_k(
-        factors.users,
-        factors.items,
+    for_each_top(
+        model,
+        by_user,
         &scored_users,
-        Some(&by_user),
+        Some(by_user),
         k,
         settings.topk,
         |_, list| {
             if let Some(&s) = next.next() {
                 let items: Vec<u32> = list.iter().map(|p| p.0).collect();
-                model.add(Some(&items), &sets.items[s]);
+                acc.add(Some(&items), &sets.items[s]);
             }
             Ok::<(), EvalError>(())
         },
     )?;
     for &s in &unscored {
-        model.add(None, &sets.items[s]);
+        acc.add(None, &sets.items[s]);
     }
-
-    // The baseline, from the training split only; it scores every user.
-    let popularity = Popularity::fit(train);
-    let mut baseline = RankingAccumulator::new(k, train.n_items);
-    for (u, relevant) in sets.users.iter().zip(&sets.items) {
-        let items: Vec<u32> = popularity
-            .recommend(&by_user, *u, k)
-            .into_iter()
-            .map(|p| p.0)
-            .collect();
-        baseline.add(Some(&items), relevant);
-    }
-
     Ok(EvalReport {
         k,
         threshold: settings.threshold,
         rating,
-        ranking: model.finish(),
-        popularity: baseline.finish(),
+        ranking: Some(acc.finish()),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array2;
+    use crate::model::baselines::PopularityModel;
+    use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
     fn table(rows: &[(u32, u32, f32)], n_users: usize, n_items: usize) -> Interactions {
         Interactions::from_rows(rows, n_users, n_items)
     }
 
     fn value(report: &EvalReport, name: &str) -> f64 {
-        report
-            .metrics()
-            .into_iter()
-            .find(|p| p.0 == name)
-            .map(|p| p.1)
-            .unwrap_or(f64::NAN)
+        report.get(Split::Test, name).unwrap_or(f64::NAN)
+    }
+
+    /// Scores items 3 > 2 > 1 > 0 for everyone and predicts 4 for every pair.
+    struct Fixed {
+        users: Array2<f32>,
+        items: Array2<f32>,
+        predicts: bool,
+    }
+
+    impl Recommender for Fixed {
+        fn family(&self) -> crate::model::family::FamilyName {
+            crate::model::family::FamilyName::Als
+        }
+        fn n_users(&self) -> usize {
+            self.users.nrows()
+        }
+        fn n_items(&self) -> usize {
+            self.items.nrows()
+        }
+        fn predicts_ratings(&self) -> bool {
+            self.predicts
+        }
+        fn predict(&self, _: u32, _: u32) -> Option<f32> {
+            Some(4.0)
+        }
+        fn ranking_factors(&self) -> Option<(ArrayView2<'_, f32>, ArrayView2<'_, f32>)> {
+            Some((self.users.view(), self.items.view()))
+        }
+        fn score_block(
+            &self,
+            _: &[u32],
+            _: &crate::data::interactions::Csr,
+            _: ArrayViewMut2<'_, f32>,
+        ) {
+        }
+        fn save(&self, _: &std::path::Path) -> Result<(), crate::model::artifact::ArtifactError> {
+            Ok(())
+        }
     }
 
     /// 3 users, 4 items. Train: u0 {0}, u1 {0, 1}; u2 has no training rating. Test: u0 {1, 3},
-    /// u1 {2}, u2 {0}. Model scores items 3 > 2 > 1 > 0 for everyone.
-    fn fixture() -> (Interactions, Interactions, Array2<f32>, Array2<f32>) {
+    /// u1 {2}, u2 {0}.
+    fn fixture(predicts: bool) -> (Interactions, Interactions, Fixed) {
         let train = table(&[(0, 0, 5.0), (1, 0, 4.0), (1, 1, 2.0)], 3, 4);
         let test = table(&[(0, 1, 4.0), (0, 3, 2.0), (1, 2, 5.0), (2, 0, 3.0)], 3, 4);
         let users = Array2::from_elem((3, 1), 1.0f32);
         let items = Array2::from_shape_vec((4, 1), vec![0.0, 1.0, 2.0, 3.0]).unwrap();
-        (train, test, users, items)
+        (
+            train,
+            test,
+            Fixed {
+                users,
+                items,
+                predicts,
+            },
+        )
     }
 
     #[test]
     fn evaluate_matches_hand_computed_figures() {
-        let (train, test, u, v) = fixture();
+        let (train, test, m) = fixture(true);
         let settings = EvalSettings {
             k: 2,
             ..Default::default()
         };
-        let factors = RankingFactors {
-            users: u.view(),
-            items: v.view(),
-        };
-        let predict = |_: u32, _: u32| 4.0f32;
-        let r = evaluate(factors, Some(&predict), &train, &test, &settings).unwrap();
+        let r = evaluate(&m, &train, &test, &settings).unwrap();
         // Known pairs: (0,1) err 0, (0,3) item 3 unknown -> cold, (1,2) cold, (2,0) cold.
         let rating = r.rating.unwrap();
         assert_eq!((rating.scored_pairs, rating.cold_pairs), (1, 3));
-        assert!(value(&r, "rmse").abs() < 1e-12);
+        assert!(value(&r, "test_rmse").abs() < 1e-12);
         // Model: u0 gets [3, 2] -> hit at rank 1 of {1, 3}; u1 gets [3, 2] -> hit at rank 2 of
         // {2}; u2 unscored -> 0.
         let (l2, l3) = (1.0, 1.0 / 3f64.log2());
-        assert_eq!((r.ranking.users, r.ranking.unscored_users), (3, 1));
-        assert!((value(&r, "precision_at_2") - (0.5 + 0.5) / 3.0).abs() < 1e-12);
-        assert!((value(&r, "recall_at_2") - (0.5 + 1.0) / 3.0).abs() < 1e-12);
-        assert!((value(&r, "ndcg_at_2") - (l2 / (l2 + l3) + l3 / l2) / 3.0).abs() < 1e-12);
-        assert!((value(&r, "map_at_2") - (0.5 + 0.5) / 3.0).abs() < 1e-12);
-        assert!((value(&r, "coverage_at_2") - 0.5).abs() < 1e-12);
-        // Popularity from train: counts 0:2, 1:1, then 2, 3 by index. u0 (seen {0}) -> [1, 2]
-        // hit rank 1; u1 (seen {0,1}) -> [2, 3] hit rank 1; u2 -> [0, 1] hit rank 1.
-        assert!((value(&r, "popularity.precision_at_2") - 0.5).abs() < 1e-12);
-        assert!((value(&r, "popularity.recall_at_2") - (0.5 + 1.0 + 1.0) / 3.0).abs() < 1e-12);
-        assert!((value(&r, "popularity.ndcg_at_2") - (1.0 / (l2 + l3) + 2.0) / 3.0).abs() < 1e-12);
-        assert!((value(&r, "popularity.coverage_at_2") - 1.0).abs() < 1e-12);
+        let ranking = r.ranking.unwrap();
+        assert_eq!((ranking.users, ranking.unscored_users), (3, 1));
+        assert!((value(&r, "test_precision_at_2") - (0.5 + 0.5) / 3.0).abs() < 1e-12);
+        assert!((value(&r, "test_recall_at_2") - (0.5 + 1.0) / 3.0).abs() < 1e-12);
+        assert!((value(&r, "test_ndcg_at_2") - (l2 / (l2 + l3) + l3 / l2) / 3.0).abs() < 1e-12);
+        assert!((value(&r, "test_map_at_2") - (0.5 + 0.5) / 3.0).abs() < 1e-12);
+        assert!((value(&r, "test_coverage_at_2") - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_popularity_family_scores_every_user_from_training_counts() {
+        let (train, test, _) = fixture(false);
+        let pop = PopularityModel::fit(&train);
+        let settings = EvalSettings {
+            k: 2,
+            ..Default::default()
+        };
+        let r = evaluate(&pop, &train, &test, &settings).unwrap();
+        let (l2, l3) = (1.0, 1.0 / 3f64.log2());
+        // Counts 0:2, 1:1, then 2, 3 by index. u0 (seen {0}) -> [1, 2] hit rank 1; u1 (seen
+        // {0,1}) -> [2, 3] hit rank 1; u2 has no training rating, so it is not scored.
+        assert!(r.rating.is_none());
+        assert!((value(&r, "test_precision_at_2") - (0.5 + 0.5) / 3.0).abs() < 1e-12);
+        assert!((value(&r, "test_ndcg_at_2") - (1.0 / (l2 + l3) + 1.0) / 3.0).abs() < 1e-12);
     }
 
     #[test]
     fn threshold_drops_users_without_relevant_items() {
-        let (train, test, u, v) = fixture();
+        let (train, test, m) = fixture(false);
         let settings = EvalSettings {
             k: 2,
             threshold: Some(4.0),
             ..Default::default()
         };
-        let factors = RankingFactors {
-            users: u.view(),
-            items: v.view(),
-        };
-        let r = evaluate(factors, None, &train, &test, &settings).unwrap();
+        let r = evaluate(&m, &train, &test, &settings).unwrap();
         // Relevant: u0 {1}, u1 {2}; u2's rating 3 is below the threshold.
-        assert_eq!(r.ranking.users, 2);
+        assert_eq!(r.ranking.unwrap().users, 2);
         assert!(r.rating.is_none());
-        assert!((value(&r, "recall_at_2") - 0.5).abs() < 1e-12);
+        assert!((value(&r, "test_recall_at_2") - 0.5).abs() < 1e-12);
         let settings = EvalSettings {
             threshold: Some(6.0),
             ..settings
         };
         assert_eq!(
-            evaluate(factors, None, &train, &test, &settings),
+            evaluate(&m, &train, &test, &settings),
             Err(EvalError::NoRelevantItems(6.0))
         );
     }
 
     #[test]
     fn mismatched_shapes_are_errors() {
-        let (train, test, u, v) = fixture();
-        let factors = RankingFactors {
-            users: u.view(),
-            items: v.slice(ndarray::s![..3, ..]),
-        };
-        let e = evaluate(factors, None, &train, &test, &EvalSettings::default()).unwrap_err();
-        assert!(matches!(e, EvalError::FactorRows { what: "item", .. }));
-        let factors = RankingFactors {
-            users: u.view(),
-            items: v.view(),
-        };
+        let (train, test, mut m) = fixture(false);
+        m.items = m.items.slice(ndarray::s![..3, ..]).to_owned();
+        let e = evaluate(&m, &train, &test, &EvalSettings::default()).unwrap_err();
+        assert!(matches!(e, EvalError::ModelShape { what: "item", .. }));
+        let (train, test, m) = fixture(false);
         let zero = EvalSettings {
             k: 0,
             ..Default::default()
         };
-        assert_eq!(
-            evaluate(factors, None, &train, &test, &zero),
-            Err(EvalError::ZeroK)
-        );
+        assert_eq!(evaluate(&m, &train, &test, &zero), Err(EvalError::ZeroK));
     }
 }

@@ -16,7 +16,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, ArrayView2, Axis};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
 // ndarray's `blas` feature calls `cblas_sgemm` but links no library; naming the crate links the
 // OpenBLAS that ndarray-linalg's `openblas-system` feature brings.
 use ndarray_linalg as _;
@@ -171,6 +171,65 @@ pub fn for_each_top_k<E: From<TopKError>>(
                         item_tile,
                         scores,
                     )
+                },
+            )
+            .collect();
+        for (block, lists) in group.iter().zip(results) {
+            for (&u, list) in block.iter().zip(lists) {
+                sink(u, list)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`for_each_top_k`] for models scored by a function instead of factors: `score(block, out)`
+/// fills one row of `out` per user of `block` with a score for every item. Blocks are sized so a
+/// worker's scores stay near `options`' tile bytes (at least one user) and run in parallel; the
+/// selection rules are the same.
+pub fn for_each_top_k_scored<E>(
+    score: &(dyn Fn(&[u32], ArrayViewMut2<'_, f32>) + Sync),
+    n_items: usize,
+    users: &[u32],
+    exclude: Option<&Csr>,
+    k: usize,
+    options: TopKOptions,
+    mut sink: impl FnMut(u32, Vec<(u32, f32)>) -> Result<(), E>,
+) -> Result<(), E> {
+    if k == 0 || n_items == 0 {
+        for &u in users {
+            sink(u, Vec::new())?;
+        }
+        return Ok(());
+    }
+    let bytes = 4 * options.block_users.max(1) * options.item_tile.max(1);
+    let block_users = (bytes / (4 * n_items)).clamp(1, 512);
+    let blocks: Vec<&[u32]> = users.chunks(block_users).collect();
+    let wave = 4 * rayon::current_num_threads().max(1);
+    for group in blocks.chunks(wave) {
+        let results: Vec<Vec<Vec<(u32, f32)>>> = group
+            .par_iter()
+            .map_init(
+                || Array2::<f32>::zeros((block_users, n_items)),
+                |scores, block| {
+                    let mut out = scores.slice_mut(s![..block.len(), ..]);
+                    score(block, out.view_mut());
+                    out.outer_iter_mut()
+                        .zip(block.iter())
+                        .map(|(mut row, &u)| {
+                            let row = row.as_slice_mut().unwrap_or(&mut []);
+                            if let Some(csr) = exclude.filter(|c| (u as usize) < c.n_rows) {
+                                for &i in csr.row(u as usize).0 {
+                                    if let Some(x) = row.get_mut(i as usize) {
+                                        *x = f32::NEG_INFINITY;
+                                    }
+                                }
+                            }
+                            let mut top = TopK::new(k);
+                            top.scan(row, 0);
+                            top.into_sorted()
+                        })
+                        .collect()
                 },
             )
             .collect();

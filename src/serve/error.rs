@@ -130,7 +130,7 @@ impl ServeError {
             }
             Self::Host { .. } => Some("use an IP address such as `127.0.0.1` or `0.0.0.0`".into()),
             Self::MissingModel(_) | Self::Load { .. } => Some(
-                "train one with `recflow train-als` (it writes artifacts/als_model), or pass \
+                "train one with `recflow train-als` (it writes artifacts/model), or pass \
                  `--run-id`"
                     .into(),
             ),

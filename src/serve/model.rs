@@ -5,22 +5,22 @@
 //! Knows nothing about HTTP, the scoring threads or how the model was found on disk.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ndarray::{s, Array2, ArrayView2, Axis};
 use serde::Serialize;
 
 use crate::data::interactions::Csr;
 use crate::model::artifact::{ModelMetadata, PopularItem, SavedModel};
+use crate::model::family::{Config, Recommender};
+pub use crate::model::recommend::UserLookup;
 
 /// A model ready to serve.
-#[derive(Debug)]
 pub struct ServingModel {
-    /// Scoring factors: a user row · an item row is the prediction (biases folded in).
-    pub(crate) user_factors: Array2<f32>,
-    pub(crate) item_factors: Array2<f32>,
-    /// The first `rank` item columns (the folded bias columns left out), scaled to unit length;
-    /// a zero row stays zero, so its cosine with anything is 0.
-    pub(crate) item_unit: Array2<f32>,
+    pub(crate) model: Arc<dyn Recommender>,
+    /// For factor models: the latent item columns (the folded bias columns left out), scaled to
+    /// unit length, for cosine similarity through the batched product; a zero row stays zero.
+    pub(crate) item_unit: Option<Array2<f32>>,
     pub(crate) user_ids: Vec<String>,
     pub(crate) item_ids: Vec<String>,
     user_index: HashMap<String, u32>,
@@ -35,25 +35,29 @@ pub struct ServingModel {
     pub(crate) loaded_at: String,
 }
 
-/// How a user is answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserLookup {
-    /// The model has factors and training items for this user.
-    Known(u32),
-    /// Unknown id, or a user with no training rating (their factors carry no signal).
-    Cold,
+impl std::fmt::Debug for ServingModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServingModel")
+            .field("family", &self.metadata.family)
+            .field("users", &self.user_ids.len())
+            .field("items", &self.item_ids.len())
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 impl ServingModel {
     /// Prepares `model` for serving; `source` is shown by `/v1/model`.
     pub fn new(model: SavedModel, source: impl Into<String>) -> Self {
-        let seen = model.train.by_user();
-        let rank = if model.metadata.biases {
-            model.metadata.rank.min(model.item_factors.ncols())
-        } else {
-            model.item_factors.ncols()
-        };
-        let item_unit = unit_rows(model.item_factors.slice(s![.., ..rank]));
+        let seen = model.history.by_user();
+        let item_unit = model.model.ranking_factors().map(|(_, items)| {
+            let latent = model
+                .metadata
+                .latent
+                .unwrap_or(items.ncols())
+                .min(items.ncols());
+            unit_rows(items.slice(s![.., ..latent]))
+        });
         let index = |ids: &[String]| -> HashMap<String, u32> {
             ids.iter()
                 .enumerate()
@@ -63,9 +67,8 @@ impl ServingModel {
         Self {
             user_index: index(&model.user_ids),
             item_index: index(&model.item_ids),
-            user_factors: model.user_factors,
-            item_factors: model.item_factors,
             item_unit,
+            model: model.model,
             user_ids: model.user_ids,
             item_ids: model.item_ids,
             seen,
@@ -76,18 +79,9 @@ impl ServingModel {
         }
     }
 
-    /// Whether `user_id` gets model scores or the cold-start list.
+    /// Whether `user_id` gets model scores or the cold-start list (`model::recommend`'s rule).
     pub fn lookup_user(&self, user_id: &str) -> UserLookup {
-        match self.user_index.get(user_id) {
-            Some(&u)
-                if (u as usize) < self.user_factors.nrows()
-                    && (u as usize) < self.seen.n_rows
-                    && self.seen.row_len(u as usize) > 0 =>
-            {
-                UserLookup::Known(u)
-            }
-            _ => UserLookup::Cold,
-        }
+        crate::model::recommend::lookup(&self.user_index, user_id, self.model.as_ref(), &self.seen)
     }
 
     /// The dense index of `item_id`, when the model knows it.
@@ -95,7 +89,7 @@ impl ServingModel {
         self.item_index
             .get(item_id)
             .copied()
-            .filter(|&i| (i as usize) < self.item_unit.nrows())
+            .filter(|&i| (i as usize) < self.model.n_items())
     }
 
     /// The external id of item `i`.
@@ -120,6 +114,11 @@ impl ServingModel {
         &self.popular[..k.min(self.popular.len())]
     }
 
+    /// The model's scoring factors, when its family has them.
+    pub fn factors(&self) -> Option<(ArrayView2<'_, f32>, ArrayView2<'_, f32>)> {
+        self.model.ranking_factors()
+    }
+
     pub fn n_users(&self) -> usize {
         self.user_ids.len()
     }
@@ -137,10 +136,9 @@ impl ServingModel {
         let m = &self.metadata;
         ModelInfo {
             run_id: m.run_id.as_deref(),
-            model: &m.model,
-            implicit: m.implicit,
-            rank: m.rank,
-            biases: m.biases,
+            family: m.family.to_string(),
+            entry: m.entry.as_deref(),
+            predicts_ratings: m.predicts_ratings,
             params: &m.params,
             metrics: &m.metrics,
             timings: &m.timings,
@@ -148,7 +146,7 @@ impl ServingModel {
             created_at: &m.created_at,
             n_users: self.n_users(),
             n_items: self.n_items(),
-            n_train: m.n_train,
+            n_history: m.n_history,
             recflow_version: &m.recflow_version,
             git_commit: m.git_commit.as_deref(),
             source: &self.source,
@@ -161,11 +159,10 @@ impl ServingModel {
 #[derive(Debug, Serialize)]
 pub struct ModelInfo<'a> {
     pub run_id: Option<&'a str>,
-    pub model: &'a str,
-    pub implicit: bool,
-    pub rank: usize,
-    pub biases: bool,
-    pub params: &'a serde_json::Value,
+    pub family: String,
+    pub entry: Option<&'a str>,
+    pub predicts_ratings: bool,
+    pub params: &'a Config,
     pub metrics: &'a std::collections::BTreeMap<String, f64>,
     pub timings: &'a std::collections::BTreeMap<String, f64>,
     /// `timings.fit_seconds`, when recorded.
@@ -173,7 +170,7 @@ pub struct ModelInfo<'a> {
     pub created_at: &'a str,
     pub n_users: usize,
     pub n_items: usize,
-    pub n_train: usize,
+    pub n_history: usize,
     pub recflow_version: &'a str,
     pub git_commit: Option<&'a str>,
     pub source: &'a str,

@@ -161,18 +161,28 @@ pub struct KQuery {
 #[derive(Debug, Serialize)]
 pub struct ItemScore {
     pub item_id: String,
-    /// Model score (`als`), cosine similarity (similar items) or damped mean rating (`popular`).
+    /// Model score, similarity (similar items) or damped mean rating (`popular`).
     pub score: f32,
     /// Training ratings of the item (popular lists only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+/// How a user was answered: by the model (named by its family, `als`, `ease`...) or with the
+/// cold-start list (`popular`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
-    Als,
+    Model(crate::model::family::FamilyName),
     Popular,
+}
+
+impl Serialize for Strategy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Strategy::Model(f) => s.serialize_str(crate::names::Named::name(*f)),
+            Strategy::Popular => s.serialize_str("popular"),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -243,7 +253,10 @@ async fn finish_user(
             let ranked = rx
                 .await
                 .map_err(|_| ApiError::internal("scoring failed for this request"))?;
-            (Strategy::Als, ranked_items(model, ranked))
+            (
+                Strategy::Model(model.metadata.family),
+                ranked_items(model, ranked),
+            )
         }
     };
     Ok(Recommendations {

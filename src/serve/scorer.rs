@@ -237,10 +237,6 @@ fn is_similar(kind: QueryKind) -> bool {
 
 /// Scores queries of one kind against one model.
 fn score_group(model: &ServingModel, group: &[Query], scratch: &mut Vec<f32>) -> Vec<Ranked> {
-    let (vectors, candidates) = match group.first().map(|q| q.kind) {
-        Some(QueryKind::Similar { .. }) => (&model.item_unit, &model.item_unit),
-        _ => (&model.user_factors, &model.item_factors),
-    };
     let rows: Vec<usize> = group
         .iter()
         .map(|q| match q.kind {
@@ -248,6 +244,18 @@ fn score_group(model: &ServingModel, group: &[Query], scratch: &mut Vec<f32>) ->
             QueryKind::Similar { item } => item as usize,
         })
         .collect();
+    let similar = matches!(
+        group.first().map(|q| q.kind),
+        Some(QueryKind::Similar { .. })
+    );
+    if similar && model.item_unit.is_none() {
+        // Item-item families know their neighbours.
+        return group
+            .iter()
+            .zip(&rows)
+            .map(|(q, &i)| model.model.similar_items(i as u32, q.k))
+            .collect();
+    }
     // `Similar` leaves out its own row.
     let own: Vec<[u32; 1]> = rows.iter().map(|&r| [r as u32]).collect();
     let excludes: Vec<&[u32]> = group
@@ -263,12 +271,40 @@ fn score_group(model: &ServingModel, group: &[Query], scratch: &mut Vec<f32>) ->
         })
         .collect();
     let ks: Vec<usize> = group.iter().map(|q| q.k).collect();
+    let factors = if similar {
+        model.item_unit.as_ref().map(|u| (u.view(), u.view()))
+    } else {
+        model.factors()
+    };
+    let Some((vectors, candidates)) = factors else {
+        // Families scored block by block: one score row per query.
+        let users: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        if users.iter().any(|&u| u as usize >= model.model.n_users()) {
+            return vec![Vec::new(); group.len()];
+        }
+        let mut scores = ndarray::Array2::<f32>::zeros((users.len(), model.model.n_items()));
+        model
+            .model
+            .score_block(&users, &model.seen, scores.view_mut());
+        return scores
+            .outer_iter_mut()
+            .enumerate()
+            .map(|(q, mut row)| {
+                let row = row.as_slice_mut().unwrap_or(&mut []);
+                let n = row.len();
+                mask(row, excludes[q], 0, n);
+                let mut heap = TopK::new(ks[q]);
+                heap.scan(row, 0);
+                heap.into_sorted()
+            })
+            .collect();
+    };
     if rows.iter().any(|&r| r >= vectors.nrows()) {
         // Ids are checked by the handlers; an index past the end means a mismatched model.
         return vec![Vec::new(); group.len()];
     }
     let queries = vectors.select(ndarray::Axis(0), &rows);
-    top_k_batch(queries.view(), candidates.view(), &excludes, &ks, scratch)
+    top_k_batch(queries.view(), candidates, &excludes, &ks, scratch)
 }
 
 /// For each row `q` of `queries`, the `ks[q]` best rows of `candidates` by dot product, leaving

@@ -40,7 +40,7 @@ impl Default for ServeSettings {
         Self {
             host: "127.0.0.1".into(),
             port: 8000,
-            model_dir: PathBuf::from("artifacts/als_model"),
+            model_dir: PathBuf::from("artifacts/model"),
             admin_token: None,
             request_timeout: Duration::from_secs(10),
             body_limit: 1024 * 1024,

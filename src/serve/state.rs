@@ -229,10 +229,10 @@ mod tests {
             model_dir: None,
             run_id: Some("abc".into()),
         };
-        assert_eq!(r.describe("artifacts/als_model"), "run abc");
+        assert_eq!(r.describe("artifacts/model"), "run abc");
         assert_eq!(
-            ReloadRequest::default().describe("artifacts/als_model"),
-            "artifacts/als_model"
+            ReloadRequest::default().describe("artifacts/model"),
+            "artifacts/model"
         );
     }
 

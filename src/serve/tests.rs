@@ -2,6 +2,7 @@
 //! by hand.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -13,7 +14,9 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::data::interactions::Interactions;
-use crate::model::artifact::{cold_start_ranking, ModelMetadata, SavedModel};
+use crate::model::als::family::FactorModel;
+use crate::model::artifact::{cold_start_ranking, SavedModel};
+use crate::model::family::{FamilyName, ParamValue};
 
 const TOKEN: &str = "test-token";
 
@@ -67,34 +70,29 @@ fn model_with_offset(offset: f32, run_id: Option<&str>) -> SavedModel {
         5,
     )
     .unwrap();
+    let mut metadata = crate::model::artifact::tests::metadata(FamilyName::Als, 4, 5);
+    metadata.latent = Some(2);
+    metadata.metrics = BTreeMap::from([("test_rmse".to_string(), 0.91)]);
+    metadata.timings = BTreeMap::from([("fit_seconds".to_string(), 1.5)]);
+    metadata.params = [
+        ("rank".to_string(), ParamValue::Int(2)),
+        ("reg".to_string(), ParamValue::Float(0.1)),
+    ]
+    .into();
+    metadata.n_history = 5;
+    metadata.run_id = run_id.map(String::from);
     SavedModel {
-        user_factors: users,
-        item_factors: items,
+        model: Arc::new(FactorModel {
+            users,
+            items,
+            predicts: true,
+            latent: 2,
+        }),
         user_ids: ["alice", "bob", "carol", "dave"].map(String::from).to_vec(),
         item_ids: (0..5).map(|i| format!("I{i}")).collect(),
         popular: cold_start_ranking(&train),
-        train,
-        metadata: ModelMetadata {
-            format_version: ModelMetadata::format_version(),
-            model: "als".into(),
-            implicit: false,
-            rank: 2,
-            scoring_rank: 4,
-            biases: true,
-            params: json!({"rank": 2, "reg": 0.1}),
-            metrics: BTreeMap::from([("rmse".to_string(), 0.91)]),
-            data: json!({}),
-            split: json!({}),
-            seed: 42,
-            timings: BTreeMap::from([("fit_seconds".to_string(), 1.5)]),
-            n_users: 4,
-            n_items: 5,
-            n_train: 5,
-            recflow_version: "0.1.0".into(),
-            git_commit: None,
-            created_at: "2024-01-01T00:00:00Z".into(),
-            run_id: run_id.map(String::from),
-        },
+        history: train,
+        metadata,
     }
 }
 
@@ -389,7 +387,7 @@ async fn model_info_shows_run_params_metrics_and_training_time() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["run_id"], "run-1");
     assert_eq!(body["params"]["reg"], 0.1);
-    assert_eq!(body["metrics"]["rmse"], 0.91);
+    assert_eq!(body["metrics"]["test_rmse"], 0.91);
     assert_eq!(body["training_seconds"], 1.5);
     assert_eq!(
         (body["n_users"].clone(), body["n_items"].clone()),

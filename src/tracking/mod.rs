@@ -56,6 +56,31 @@ pub const TAG_SPOOLED_FROM: &str = "recflow.spooled_from";
 /// Set on a spooled run whose creation had reached the server: the partial run's id there.
 pub const TAG_PARTIAL_REMOTE_RUN: &str = "recflow.partial_remote_run_id";
 
+/// recflow's version, on every run it creates.
+pub const TAG_RECFLOW_VERSION: &str = "recflow.version";
+/// `local` or `spark`.
+pub const TAG_ENGINE: &str = "recflow.engine";
+/// The spec file a run came from.
+pub const TAG_SPEC: &str = "recflow.spec";
+/// A child's model entry.
+pub const TAG_ENTRY: &str = "recflow.entry";
+/// A child's role: `trial` (a search configuration) or `final` (the entry's refit).
+pub const TAG_ROLE: &str = "recflow.role";
+/// A trial's position in its entry's search.
+pub const TAG_CONFIG_INDEX: &str = "recflow.config_index";
+/// A final child's selected configuration.
+pub const TAG_SELECTED_CONFIG: &str = "recflow.selected_config";
+/// The split selection used (`val`, or `test` without a validation split).
+pub const TAG_SELECTED_ON: &str = "recflow.selected_on";
+/// The selection metric (split-free).
+pub const TAG_SELECTION: &str = "recflow.selection";
+/// The winning entry.
+pub const TAG_WINNER: &str = "recflow.winner";
+/// The run's warnings, one per line.
+pub const TAG_WARNINGS: &str = "recflow.warnings";
+/// The winner's final child.
+pub const TAG_BEST_RUN_ID: &str = "best_run_id";
+
 /// MLflow's limits (`mlflow/utils/validation.py`).
 pub const MAX_KEY_CHARS: usize = 250;
 pub const MAX_PARAM_VALUE_CHARS: usize = 6000;
@@ -812,6 +837,23 @@ fn is_secret_name(name: &str) -> bool {
     ["password", "passwd", "pwd", "token", "secret", "key"]
         .iter()
         .any(|s| n.contains(s))
+}
+
+/// Checks a registered model name against MLflow's rules: not empty, at most 250 characters,
+/// and none of `/`, `:` or `%` (they break `models:/NAME/VERSION` URIs).
+pub fn validate_registered_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("a registered model name must not be empty".into());
+    }
+    if name.chars().count() > MAX_KEY_CHARS {
+        return Err(format!("it is longer than {MAX_KEY_CHARS} characters"));
+    }
+    if let Some(c) = name.chars().find(|c| matches!(c, '/' | ':' | '%')) {
+        return Err(format!(
+            "it contains `{c}`, which MLflow's model URIs cannot hold"
+        ));
+    }
+    Ok(())
 }
 
 /// Milliseconds since the Unix epoch.

@@ -26,9 +26,13 @@ fn json_gz_reviews_become_parquet_tables_and_summary() {
         "{}",
         run.stderr
     );
-    assert!(run
-        .stderr
-        .contains("Saved popularity table to: out/popular_items.parquet"));
+    // Only final paths are reported, never a staging folder.
+    assert!(run.stdout.contains("written    out/"), "{}", run.stdout);
+    assert!(
+        !run.stderr.contains(".staging") && !run.stderr.contains(".etl-"),
+        "{}",
+        run.stderr
+    );
     for f in [
         "interactions.parquet",
         "user_map.parquet",

@@ -1,6 +1,10 @@
 //! The one integration-test binary: runs `recflow` as a user would, in temporary folders.
+// Tests say on stderr what they skip.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod cli;
 mod etl;
+mod layers;
 mod tracking;
 mod train;
 mod util;

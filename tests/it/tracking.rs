@@ -33,6 +33,7 @@ reg = [0.1, 0.5]
 
 [eval]
 k = 10
+baselines = []
 "#;
 
 fn prepared() -> Dir {
@@ -144,7 +145,8 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
     let d = prepared();
     let out = json(&d.run(&["run", "experiments/it.toml", "--json"]).ok());
     let parent = out["parent_run_id"].as_str().unwrap().to_string();
-    assert_eq!(out["child_run_ids"].as_array().unwrap().len(), 4);
+    // Four trials and the selected configuration's refit.
+    assert_eq!(out["child_run_ids"].as_array().unwrap().len(), 5);
     assert_eq!(
         std::fs::read_to_string(d.join("artifacts/metrics/mlflow_run_id.txt"))
             .unwrap()
@@ -170,7 +172,7 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
         .unwrap()
         .clone();
     let runs = exp["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 5);
+    assert_eq!(runs.len(), 6);
     let p = runs
         .iter()
         .find(|r| r["run_id"] == parent.as_str())
@@ -188,9 +190,13 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
         assert!(p["tags"].get(tag).is_some(), "parent tag {tag}");
     }
     assert_eq!(p["tags"]["suite"], "it");
-    // Metric values exactly as recflow reported them.
-    for (k, v) in out["test"].as_object().unwrap() {
-        assert_eq!(p["metrics"][k].as_f64(), v.as_f64(), "{k}");
+    // The winner's test figures exactly as recflow reported them, under `best.`.
+    for (k, v) in out["winner"]["test"].as_object().unwrap() {
+        assert_eq!(
+            p["metrics"][format!("best.{k}")].as_f64(),
+            v.as_f64(),
+            "{k}"
+        );
     }
     let arts: Vec<&str> = p["artifacts"]
         .as_array()
@@ -203,8 +209,9 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
         "etl_summary.json",
         "model/MLmodel",
         "model/data/metadata.json",
-        "plots/learning_curves.png",
+        "plots/learning_curves_als.png",
         "eda/report.html",
+        "leaderboard.csv",
     ] {
         assert!(arts.contains(&a), "artifact {a} in {arts:?}");
     }
@@ -212,7 +219,7 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
         .iter()
         .filter(|r| r["parent_run_id"] == parent.as_str())
         .collect();
-    assert_eq!(children.len(), 4);
+    assert_eq!(children.len(), 5);
     for c in children {
         assert_eq!(c["status"], "FINISHED");
         assert_eq!(
@@ -226,11 +233,11 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
     // The filter grammar selects what MLflow's search_runs selects.
     let uri = format!("file://{}", d.join("mlruns").display());
     for filter in [
-        "metrics.rmse < 1.3",
+        "metrics.val_rmse < 1.3",
         "params.rank = '4'",
-        "params.rank = '4' and metrics.rmse >= 0",
-        "tags.`mlflow.runName` LIKE 'rank=2%'",
-        "tags.`mlflow.runName` ILIKE 'RANK=4%'",
+        "params.rank = '4' and metrics.val_rmse >= 0",
+        "tags.`mlflow.runName` LIKE 'als rank=2%'",
+        "tags.`mlflow.runName` ILIKE 'ALS RANK=4%'",
         "params.reg != '0.1'",
         "attributes.status = 'FINISHED'",
         "tags.best_run_id IS NOT NULL",
@@ -274,7 +281,7 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
             "--experiment",
             "it-quick",
             "--metric",
-            "rmse",
+            "val_rmse",
         ])
         .ok()
         .also_json(&d),
@@ -310,7 +317,7 @@ impl AlsoJson for Run {
             "--experiment",
             "it-quick",
             "--metric",
-            "rmse",
+            "val_rmse",
             "--json",
         ])
         .ok()
@@ -356,7 +363,7 @@ fn two_processes_logging_into_one_store_corrupt_nothing() {
         .filter(|e| e["name"] == "it-quick")
         .collect();
     assert_eq!(exps.len(), 1, "one experiment for one name");
-    assert_eq!(exps[0]["runs"].as_array().unwrap().len(), 10);
+    assert_eq!(exps[0]["runs"].as_array().unwrap().len(), 12);
 }
 
 /// A real MLflow server on loopback, stopped when dropped.
@@ -454,11 +461,15 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
         ],
     );
     let runs = runs.as_array().unwrap();
-    assert_eq!(runs.len(), 5);
+    assert_eq!(runs.len(), 6);
     let p = runs.iter().find(|r| r["run_id"] == parent).unwrap();
     assert_eq!(p["status"], "FINISHED");
-    for (k, v) in out["test"].as_object().unwrap() {
-        assert_eq!(p["metrics"][k].as_f64(), v.as_f64(), "{k}");
+    for (k, v) in out["winner"]["test"].as_object().unwrap() {
+        assert_eq!(
+            p["metrics"][format!("best.{k}")].as_f64(),
+            v.as_f64(),
+            "{k}"
+        );
     }
     let arts: Vec<&str> = p["artifacts"]
         .as_array()
@@ -467,16 +478,16 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
         .map(|a| a.as_str().unwrap())
         .collect();
     assert!(
-        arts.contains(&"model/MLmodel") && arts.contains(&"plots/learning_curves.png"),
+        arts.contains(&"model/MLmodel") && arts.contains(&"plots/learning_curves_als.png"),
         "{arts:?}"
     );
-    assert_eq!(runs.iter().filter(|r| r["parent"] == parent).count(), 4);
+    assert_eq!(runs.iter().filter(|r| r["parent"] == parent).count(), 5);
     for c in runs.iter().filter(|r| r["parent"] == parent) {
         assert_eq!(c["history"]["train_loss"], 3);
     }
     // The same spec into a file store: `runs list` shows the same rows for both backends.
     d.run(&["run", "experiments/it.toml"]).ok();
-    let cols = "name,status,params.rank,params.reg,metrics.rmse,metrics.precision_at_10";
+    let cols = "name,status,params.rank,params.reg,metrics.val_rmse,metrics.val_precision_at_10";
     let rows = |extra: &[&str]| {
         let mut args = vec![
             "runs",
@@ -487,7 +498,7 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
             cols,
             "--csv",
             "--order-by",
-            "metrics.rmse ASC",
+            "metrics.val_rmse ASC",
         ];
         args.extend_from_slice(extra);
         let mut lines: Vec<String> = d
@@ -518,7 +529,7 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
         ])
         .ok(),
     );
-    assert_eq!(first["copied"].as_array().unwrap().len(), 5);
+    assert_eq!(first["copied"].as_array().unwrap().len(), 6);
     let second = json(
         &d.run(&[
             "sync",
@@ -604,7 +615,7 @@ fn sigterm_ends_open_runs_as_killed() {
         .status()
         .unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(status.code(), Some(143), "SIGTERM exits 128 + 15");
     assert!(
         running(&d.join("mlruns")).is_empty(),
         "nothing is left RUNNING"

@@ -41,31 +41,27 @@ fn train_als_saves_a_model_that_eval_and_recommend_read() {
         "metadata/_SUCCESS",
         "user_map.parquet",
         "item_map.parquet",
-        "train_interactions.parquet",
+        "history.parquet",
         "popular_items.parquet",
     ] {
-        assert!(d.join("artifacts/als_model").join(f).exists(), "{f}");
+        assert!(d.join("artifacts/model").join(f).exists(), "{f}");
     }
     // `eval` re-draws the same split from the model's metadata and gets the same figures.
     let evaluated = json(
-        &d.run(&["eval", "--model", "artifacts/als_model", "--json"])
+        &d.run(&["eval", "--model", "artifacts/model", "--json"])
             .ok(),
     );
-    for key in [
-        "rmse",
-        "precision_at_10",
-        "ndcg_at_10",
-        "popularity.ndcg_at_10",
-    ] {
-        let a = trained["best"]["test"][key].as_f64().unwrap();
+    for key in ["test_rmse", "test_precision_at_10", "test_ndcg_at_10"] {
+        let a = trained["winner"]["test"][key].as_f64().unwrap();
         let b = evaluated["metrics"][key].as_f64().unwrap();
         // The saved model folds biases into the factors: the same prediction summed in another
         // order, so float rounding may differ in the last digits.
         assert!((a - b).abs() < 1e-6, "{key}: {a} vs {b}");
     }
     // A known user gets unseen items; an unknown one gets popular items, and is told so.
-    let meta = d.json("artifacts/als_model/metadata.json");
-    assert_eq!(meta["rank"], 4);
+    let meta = d.json("artifacts/model/metadata.json");
+    assert_eq!(meta["params"]["rank"], 4);
+    assert_eq!(meta["family"], "als");
     let ds = recflow::data::store::load_dataset(&d.join("data/processed")).unwrap();
     let user = &ds.user_ids[0];
     let recs = json(
@@ -74,12 +70,12 @@ fn train_als_saves_a_model_that_eval_and_recommend_read() {
     );
     assert_eq!(recs["strategy"], "als");
     assert_eq!(recs["items"].as_array().unwrap().len(), 5);
-    let model = recflow::model::artifact::SavedModel::load(&d.join("artifacts/als_model")).unwrap();
+    let model = recflow::model::artifact::SavedModel::load(&d.join("artifacts/model")).unwrap();
     let seen: std::collections::HashSet<&str> = model
-        .train
+        .history
         .user
         .iter()
-        .zip(&model.train.item)
+        .zip(&model.history.item)
         .filter(|(u, _)| **u == 0)
         .map(|(_, i)| model.item_ids[*i as usize].as_str())
         .collect();
@@ -92,7 +88,11 @@ fn train_als_saves_a_model_that_eval_and_recommend_read() {
     let cold = d
         .run(&["recommend", "--user", "nobody-at-all", "-k", "3"])
         .ok();
-    assert!(cold.stdout.contains("not in the model"), "{}", cold.stdout);
+    assert!(
+        cold.stdout.contains("has no training rating"),
+        "{}",
+        cold.stdout
+    );
     let all = json(
         &d.run(&[
             "recommend",
@@ -126,20 +126,20 @@ fn a_bayesian_model_is_saved_and_read_like_any_other() {
         .ok(),
     );
     // The saved factors are the kept samples side by side, plus the two bias columns.
-    let meta = d.json("artifacts/als_model/metadata.json");
-    assert_eq!(meta["rank"], 3);
-    assert_eq!(meta["scoring_rank"], 3 * 4 + 2);
+    let meta = d.json("artifacts/model/metadata.json");
+    assert_eq!(meta["params"]["rank"], 3);
+    assert_eq!(meta["latent"], 3 * 4);
     assert_eq!(meta["params"]["solver"], "gibbs");
     // Without --maxiter the sampler runs its own default, and the burn-in used is recorded.
     assert_eq!(meta["params"]["max_iter"], 200);
     assert_eq!(meta["params"]["burn_in"], 40);
     let evaluated = json(
-        &d.run(&["eval", "--model", "artifacts/als_model", "--json"])
+        &d.run(&["eval", "--model", "artifacts/model", "--json"])
             .ok(),
     );
     let (a, b) = (
-        trained["best"]["test"]["rmse"].as_f64().unwrap(),
-        evaluated["metrics"]["rmse"].as_f64().unwrap(),
+        trained["winner"]["test"]["test_rmse"].as_f64().unwrap(),
+        evaluated["metrics"]["test_rmse"].as_f64().unwrap(),
     );
     assert!((a - b).abs() < 1e-6, "rmse {a} vs {b}");
     let ds = recflow::data::store::load_dataset(&d.join("data/processed")).unwrap();
@@ -166,21 +166,27 @@ fn grid_marks_one_best_point_by_the_selection_rule() {
         ])
         .ok(),
     );
-    let grid = out["grid"].as_array().unwrap();
+    let entry = out["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["select"] == "rmse" && e["trials"].as_array().unwrap().len() > 1)
+        .unwrap();
+    let grid = entry["trials"].as_array().unwrap();
     assert_eq!(grid.len(), 4);
-    assert_eq!(grid.iter().filter(|g| g["best"] == true).count(), 1);
-    let best = grid.iter().find(|g| g["best"] == true).unwrap()["metrics"]["rmse"]
+    assert_eq!(grid.iter().filter(|g| g["selected"] == true).count(), 1);
+    let best = grid.iter().find(|g| g["selected"] == true).unwrap()["metrics"]["val_rmse"]
         .as_f64()
         .unwrap();
     let min = grid
         .iter()
-        .map(|g| g["metrics"]["rmse"].as_f64().unwrap())
+        .map(|g| g["metrics"]["val_rmse"].as_f64().unwrap())
         .fold(f64::INFINITY, f64::min);
     assert!(
         (best * 1e4).round() <= (min * 1e4).round(),
         "best {best} vs min {min}"
     );
-    assert_eq!(out["selected_on"], "validation");
+    assert_eq!(out["selected_on"], "val");
 }
 
 #[test]
@@ -204,13 +210,14 @@ fn implicit_grid_selects_on_ndcg_with_alpha_axis() {
         ])
         .ok(),
     );
-    let grid = out["grid"].as_array().unwrap();
+    let grid = out["entries"][0]["trials"].as_array().unwrap();
     assert_eq!(grid.len(), 2);
+    assert_eq!(out["entries"][0]["select"], "ndcg_at_10");
     assert!(
-        out["best"]["test"].get("rmse").is_none(),
+        out["winner"]["test"].get("test_rmse").is_none(),
         "implicit models report no RMSE"
     );
-    assert!(out["best"]["test"]["ndcg_at_10"].as_f64().unwrap() >= 0.0);
+    assert!(out["winner"]["test"]["test_ndcg_at_10"].as_f64().unwrap() >= 0.0);
 }
 
 #[test]
@@ -242,20 +249,27 @@ fn training_is_deterministic_for_a_seed() {
     .ok();
     let a = recflow::model::artifact::SavedModel::load(&d.join("m1")).unwrap();
     let b = recflow::model::artifact::SavedModel::load(&d.join("m2")).unwrap();
-    assert_eq!(a.user_factors, b.user_factors);
-    assert_eq!(a.item_factors, b.item_factors);
+    let (au, ai) = a.model.ranking_factors().unwrap();
+    let (bu, bi) = b.model.ranking_factors().unwrap();
+    assert_eq!((au, ai), (bu, bi));
 }
 
 #[test]
 fn bad_parameters_are_rejected_before_any_work() {
     let d = prepared();
     let cases: &[(&[&str], &str)] = &[
-        (&["--rank", "0"], "rank must be at least 1"),
-        (&["--reg", "-1"], "reg must be a finite number >= 0"),
+        (&["--rank", "0"], "`rank` is 0; it must be between 1 and"),
+        (
+            &["--reg", "-1"],
+            "`reg` is -1.0; it must be finite and at least 0.0",
+        ),
         (&["--sample-fraction", "0"], "sample fraction `0`"),
         (&["--sample-fraction", "1.5"], "sample fraction `1.5`"),
         (&["--test-fraction", "1"], "test fraction `1`"),
-        (&["--maxiter", "0"], "max_iter must be at least 1"),
+        (
+            &["--maxiter", "0"],
+            "`max_iter` is 0; it must be between 1 and 10000",
+        ),
         (&["--rated-sets"], "rated_sets needs the gibbs solver"),
         (
             &["--solver", "gibbs", "--implicit"],
@@ -278,10 +292,7 @@ fn bad_parameters_are_rejected_before_any_work() {
             run.stderr
         );
     }
-    assert!(
-        !d.join("artifacts/als_model").exists(),
-        "nothing was trained"
-    );
+    assert!(!d.join("artifacts/model").exists(), "nothing was trained");
     let run = d
         .run(&["train-als", "--split", "temporal", "--data", "nowhere"])
         .fails_with(1);
@@ -342,7 +353,7 @@ fn metrics_agree_with_an_independent_evaluator() {
             "map_at_10",
             "coverage_at_10",
         ] {
-            let a = ours["metrics"][key].as_f64().unwrap();
+            let a = ours["metrics"][format!("test_{key}")].as_f64().unwrap();
             let b = theirs[key].as_f64().unwrap();
             assert!(
                 (a - b).abs() < 1e-4,
@@ -366,7 +377,7 @@ fn spark_als_model_load_reads_the_saved_factors() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_spark_model.py");
     let out = std::process::Command::new(py)
         .arg(script)
-        .arg(d.join("artifacts/als_model"))
+        .arg(d.join("artifacts/model"))
         .output()
         .unwrap();
     assert!(

@@ -10,7 +10,7 @@
 
 use super::linalg::{self, LinalgError, Real};
 use super::params::{RegScaling, Solver, ValidAlsParams};
-use super::{AlsError, AlsModel, IterationReport, Side};
+use super::{AlsError, AlsModel, Flow, IterationReport, OnIteration, Side};
 use crate::data::interactions::{Csr, Interactions};
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut1, Axis};
 use rand::SeedableRng;
@@ -26,13 +26,13 @@ use std::time::Instant;
 /// decimals.
 type Acc = f32;
 
-/// Fits a model on `train`, calling `on_iter` after every iteration. Runs on the current rayon
+/// Fits a model on `train`, calling `on_iter` after every iteration (it may stop the fit early). Runs on the current rayon
 /// pool; OpenBLAS is switched to one thread first, since the rows are already solved in parallel.
 pub fn fit(
     params: &ValidAlsParams,
     train: &Interactions,
     validation: Option<&Interactions>,
-    on_iter: &mut dyn FnMut(&IterationReport),
+    on_iter: &mut OnIteration<'_>,
 ) -> Result<AlsModel, AlsError> {
     if params.solver() == Solver::Gibbs {
         check_inputs(train, validation)?;
@@ -111,7 +111,7 @@ fn fit_in<T: Real>(
     params: &ValidAlsParams,
     train: &Interactions,
     validation: Option<&Interactions>,
-    on_iter: &mut dyn FnMut(&IterationReport),
+    on_iter: &mut OnIteration<'_>,
 ) -> Result<AlsModel, AlsError> {
     check_inputs(train, validation)?;
     linalg::blas_single_threaded();
@@ -153,12 +153,16 @@ fn fit_in<T: Real>(
             }
             _ => None,
         };
-        on_iter(&IterationReport {
+        let report = IterationReport {
             iteration,
             train_loss,
             val_rmse,
             seconds: start.elapsed().as_secs_f64(),
-        });
+        };
+        let current = || into_model(&setup, users.clone(), items.clone());
+        if on_iter(&report, &current) == Flow::Stop {
+            break;
+        }
     }
     Ok(into_model(&setup, users, items))
 }
@@ -870,14 +874,17 @@ mod tests {
     }
 
     fn quiet(params: &ValidAlsParams, train: &Interactions) -> Result<AlsModel, AlsError> {
-        fit(params, train, None, &mut |_| {})
+        fit(params, train, None, &mut crate::model::als::each(|_| {}))
     }
 
     fn losses(params: &ValidAlsParams, train: &Interactions) -> Vec<f64> {
         let mut out = Vec::new();
-        fit(params, train, None, &mut |r| {
-            out.push(r.train_loss.unwrap())
-        })
+        fit(
+            params,
+            train,
+            None,
+            &mut crate::model::als::each(|r| out.push(r.train_loss.unwrap())),
+        )
         .unwrap();
         out
     }
@@ -1073,13 +1080,16 @@ mod tests {
                 &base.clone().check().unwrap(),
                 &train,
                 Some(&train),
-                &mut |r| with.push((r.train_loss, r.val_rmse)),
+                &mut crate::model::als::each(|r| with.push((r.train_loss, r.val_rmse))),
             )
             .unwrap();
             let off = base.clone().curves(false).check().unwrap();
-            let off = fit(&off, &train, Some(&train), &mut |r| {
-                without.push((r.train_loss, r.val_rmse))
-            })
+            let off = fit(
+                &off,
+                &train,
+                Some(&train),
+                &mut crate::model::als::each(|r| without.push((r.train_loss, r.val_rmse))),
+            )
             .unwrap();
             assert_eq!(on, off);
             let explicit = !base.clone().check().unwrap().implicit();
@@ -1288,7 +1298,13 @@ mod tests {
     fn validation_from_other_id_maps_is_an_error() {
         let train = interactions(&[(0, 0, 3.0)], 2, 2);
         let val = interactions(&[(0, 0, 3.0)], 3, 2);
-        let err = fit(&ValidAlsParams::default(), &train, Some(&val), &mut |_| {}).unwrap_err();
+        let err = fit(
+            &ValidAlsParams::default(),
+            &train,
+            Some(&val),
+            &mut crate::model::als::each(|_| {}),
+        )
+        .unwrap_err();
         assert!(matches!(
             err,
             AlsError::ValidationShape { val_users: 3, .. }
@@ -1306,9 +1322,12 @@ mod tests {
             .check()
             .unwrap();
         let mut reports = Vec::new();
-        fit(&params, &train, Some(&val), &mut |r| {
-            reports.push(r.clone())
-        })
+        fit(
+            &params,
+            &train,
+            Some(&val),
+            &mut crate::model::als::each(|r| reports.push(r.clone())),
+        )
         .unwrap();
         assert_eq!(
             reports.iter().map(|r| r.iteration).collect::<Vec<_>>(),
@@ -1326,9 +1345,12 @@ mod tests {
             .check()
             .unwrap();
         let mut reports = Vec::new();
-        fit(&implicit, &train, Some(&val), &mut |r| {
-            reports.push(r.clone())
-        })
+        fit(
+            &implicit,
+            &train,
+            Some(&val),
+            &mut crate::model::als::each(|r| reports.push(r.clone())),
+        )
         .unwrap();
         assert!(reports.iter().all(|r| r.val_rmse.is_none()));
     }

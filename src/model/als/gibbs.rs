@@ -24,7 +24,7 @@
 
 use super::linalg::{self, dot, LinalgError};
 use super::params::ValidAlsParams;
-use super::{AlsError, AlsModel, IterationReport, Side};
+use super::{AlsError, AlsModel, Flow, IterationReport, OnIteration, Side};
 use crate::data::interactions::{Csr, Interactions};
 use ndarray::{Array1, Array2};
 use rand::SeedableRng;
@@ -202,6 +202,25 @@ impl Posterior {
         self.users.len()
     }
 
+    /// The model as it stands after a sweep: the posterior mean of the samples kept so far, or,
+    /// before the first, the current draw.
+    fn snapshot(&self, rank: usize, users: &Block, items: &Block, g: Global) -> AlsModel {
+        if self.len() > 0 {
+            return Posterior {
+                users: self.users.clone(),
+                items: self.items.clone(),
+                global: self.global,
+                user_bias: self.user_bias.clone(),
+                item_bias: self.item_bias.clone(),
+                validation: Vec::new(),
+            }
+            .into_model(rank);
+        }
+        let mut now = Posterior::new(users.bias.len(), items.bias.len(), 0);
+        now.keep(users, items, g);
+        now.into_model(rank)
+    }
+
     /// The kept samples side by side, each scaled by `1/√S`: the dot product of a user's and an
     /// item's rows is the average of the samples' dot products.
     fn into_model(self, rank: usize) -> AlsModel {
@@ -239,7 +258,7 @@ pub(super) fn fit(
     params: &ValidAlsParams,
     train: &Interactions,
     validation: Option<&Interactions>,
-    on_iter: &mut dyn FnMut(&IterationReport),
+    on_iter: &mut OnIteration<'_>,
 ) -> Result<AlsModel, AlsError> {
     linalg::blas_single_threaded();
     let rank = params.rank();
@@ -337,12 +356,18 @@ pub(super) fn fit(
                     .map(|(v, p)| (v.2, p / k)),
             )
         };
-        on_iter(&IterationReport {
+        let report = IterationReport {
             iteration: sweep,
             train_loss: params.curves().then_some(squared_error),
             val_rmse,
             seconds: start.elapsed().as_secs_f64(),
-        });
+        };
+        // Before the first kept sample there is no posterior mean: the current model is the
+        // current draw's.
+        let current = || posterior.snapshot(rank, &users, &items, g);
+        if on_iter(&report, &current) == Flow::Stop {
+            break;
+        }
     }
     Ok(posterior.into_model(rank))
 }
@@ -716,7 +741,13 @@ mod tests {
             / test.len() as f64)
             .sqrt();
         for rated_sets in [false, true] {
-            let model = fit(&params(2, 60, rated_sets), &train, None, &mut |_| {}).unwrap();
+            let model = fit(
+                &params(2, 60, rated_sets),
+                &train,
+                None,
+                &mut crate::model::als::each(|_| {}),
+            )
+            .unwrap();
             let rmse = test_rmse(&model, &test);
             assert!(rmse < 0.45, "rated_sets {rated_sets}: {rmse} vs noise 0.3");
             assert!(rmse < baseline / 3.0, "{rmse} vs the mean's {baseline}");
@@ -727,14 +758,16 @@ mod tests {
     fn same_seed_same_model_whatever_the_thread_count() {
         let (train, _) = planted(3, 0.2, 0.4);
         let p = params(3, 8, true);
-        let one = pool(1).install(|| fit(&p, &train, None, &mut |_| {}).unwrap());
-        let two = pool(2).install(|| fit(&p, &train, None, &mut |_| {}).unwrap());
+        let one = pool(1)
+            .install(|| fit(&p, &train, None, &mut crate::model::als::each(|_| {})).unwrap());
+        let two = pool(2)
+            .install(|| fit(&p, &train, None, &mut crate::model::als::each(|_| {})).unwrap());
         assert_eq!(one, two);
         let other = fit(
             &AlsParams::from(p).seed(43).check().unwrap(),
             &train,
             None,
-            &mut |_| {},
+            &mut crate::model::als::each(|_| {}),
         )
         .unwrap();
         assert_ne!(one, other);
@@ -785,7 +818,7 @@ mod tests {
                 .collect();
             let train = Interactions::from_rows(&rows, 10, 10);
             let p = AlsParams::from(params(3, 6, rated_sets)).seed(seed).check().unwrap();
-            let m = fit(&p, &train, None, &mut |_| {}).unwrap();
+            let m = fit(&p, &train, None, &mut crate::model::als::each(|_| {})).unwrap();
             proptest::prop_assert_eq!(m.user_factors.ncols(), 3 * 5);
             proptest::prop_assert!(m
                 .user_factors
@@ -802,9 +835,12 @@ mod tests {
     fn reports_every_sweep_with_the_validation_rmse_of_the_posterior_mean() {
         let (train, test) = planted(5, 0.3, 0.5);
         let mut reports = Vec::new();
-        let model = fit(&params(2, 12, false), &train, Some(&test), &mut |r| {
-            reports.push(r.clone())
-        })
+        let model = fit(
+            &params(2, 12, false),
+            &train,
+            Some(&test),
+            &mut crate::model::als::each(|r| reports.push(r.clone())),
+        )
         .unwrap();
         assert_eq!(reports.len(), 12);
         assert!(reports

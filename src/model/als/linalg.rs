@@ -228,6 +228,12 @@ mod ffi {
         info
     }
 
+    pub fn set_threads(n: usize) {
+        // SAFETY: sets OpenBLAS's global thread count only; OpenBLAS starts workers again when
+        // a later call needs more than one.
+        unsafe { openblas_set_num_threads(n.max(1) as c_int) }
+    }
+
     pub fn set_single_threaded() {
         // SAFETY: the first takes a plain integer and only sets OpenBLAS's global thread count;
         // the second joins OpenBLAS's idle worker threads (its own fork handler does the same).
@@ -339,6 +345,52 @@ mod ffi {
 pub fn blas_single_threaded() {
     static ONCE: Once = Once::new();
     ONCE.call_once(ffi::set_single_threaded);
+}
+
+/// Runs `f` with OpenBLAS on `threads` threads, then back on one: for the few large dense
+/// kernels (EASE's Gram inverse) that are one call each, not many small ones in parallel.
+pub fn with_blas_threads<T>(threads: usize, f: impl FnOnce() -> T) -> T {
+    blas_single_threaded();
+    ffi::set_threads(threads);
+    let out = f();
+    ffi::set_threads(1);
+    out
+}
+
+/// EASE's weights from the item Gram matrix `G = XᵀX` (Steck 2019): `P = (G + λI)⁻¹` through
+/// one LAPACK Cholesky factorization and inverse (`potrf`, `potri`, in place), then
+/// `B_ij = -P_ij / P_jj` with a zero diagonal.
+pub(crate) fn ease_weights(mut gram: Array2<f64>, lambda: f64) -> Result<Array2<f32>, LinalgError> {
+    use ndarray_linalg::InverseCInto;
+    let n = gram.nrows();
+    if gram.ncols() != n {
+        return Err(LinalgError::Shape);
+    }
+    for i in 0..n {
+        gram[[i, i]] += lambda;
+    }
+    let p = gram
+        .invc_into()
+        .map_err(|_| LinalgError::NotPositiveDefinite)?;
+    let diag: Vec<f64> = (0..n).map(|j| p[[j, j]]).collect();
+    if diag.iter().any(|d| !(d.is_finite() && *d > 0.0)) {
+        return Err(LinalgError::NotPositiveDefinite);
+    }
+    let mut b = Array2::<f32>::zeros((n, n));
+    b.axis_iter_mut(ndarray::Axis(0))
+        .into_par_iter()
+        .zip(p.axis_iter(ndarray::Axis(0)).into_par_iter())
+        .enumerate()
+        .for_each(|(i, (mut brow, prow))| {
+            for j in 0..n {
+                brow[j] = if i == j {
+                    0.0
+                } else {
+                    (-prow[j] / diag[j]) as f32
+                };
+            }
+        });
+    Ok(b)
 }
 
 /// A dense kernel could not run: the buffers do not match the stated dimensions, or the matrix

@@ -9,6 +9,7 @@
 //!
 //! [`Interactions`]: crate::data::interactions::Interactions
 
+pub mod family;
 mod fit;
 mod gibbs;
 pub mod linalg;
@@ -66,21 +67,21 @@ impl std::fmt::Display for Side {
     }
 }
 
-/// What [`fit()`] reports after each full iteration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IterationReport {
-    /// 1-based.
-    pub iteration: usize,
-    /// The objective being minimized, regularization included. Explicit: squared error over the
-    /// training ratings. Implicit: confidence-weighted squared error over every user-item pair.
-    /// Gibbs solver: the current draw's squared error over the training ratings (a sampler has
-    /// no objective). `None` when the parameters turned it off.
-    pub train_loss: Option<f64>,
-    /// RMSE on the validation ratings whose user and item both have training ratings; explicit
-    /// models only (an implicit model predicts preferences, not ratings).
-    pub val_rmse: Option<f64>,
-    /// Wall-clock seconds this iteration took, loss and validation included.
-    pub seconds: f64,
+/// What [`fit()`] reports after each full iteration (see [`crate::model::family`]).
+pub use crate::model::family::{Flow, IterationReport};
+
+/// What [`fit()`] calls after every iteration: the report and a way to copy the model as it
+/// stands; [`Flow::Stop`] ends the fit there (early stopping, cancellation).
+pub type OnIteration<'a> = dyn FnMut(&IterationReport, &dyn Fn() -> AlsModel) -> Flow + 'a;
+
+/// An [`OnIteration`] that only watches: calls `f` with each report and never stops the fit.
+pub fn each(
+    mut f: impl FnMut(&IterationReport),
+) -> impl FnMut(&IterationReport, &dyn Fn() -> AlsModel) -> Flow {
+    move |r, _| {
+        f(r);
+        Flow::Continue
+    }
 }
 
 /// A fitted model. Prediction is `global_bias + user_bias[u] + item_bias[i] + x_u · y_i`; without

@@ -8,20 +8,21 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// How each row's least-squares problem is solved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Solver {
-    /// Exact: form the normal equations and factor them (Cholesky).
-    #[default]
-    Cholesky,
-    /// Conjugate gradient warm-started from the previous factors, `cg_steps` steps per row.
-    Cg,
-    /// Bayesian ALS: each row is drawn from its posterior given the other side (the same
-    /// Cholesky-factored normal equations), priors and noise are sampled too, and the model is
-    /// the average of the samples kept after burn-in. Explicit ratings with biases only; `reg`
-    /// is not used (the priors are learned). `max_iter` counts sweeps.
-    Gibbs,
+crate::named_enum! {
+    /// How each row's least-squares problem is solved.
+    #[derive(Default)]
+    pub enum Solver: "solver" {
+        /// Exact: form the normal equations and factor them (Cholesky).
+        #[default]
+        Cholesky = "cholesky",
+        /// Conjugate gradient warm-started from the previous factors, `cg_steps` steps per row.
+        Cg = "cg",
+        /// Bayesian ALS: each row is drawn from its posterior given the other side (the same
+        /// Cholesky-factored normal equations), priors and noise are sampled too, and the model is
+        /// the average of the samples kept after burn-in. Explicit ratings with biases only; `reg`
+        /// is not used (the priors are learned). `max_iter` counts sweeps.
+        Gibbs = "gibbs",
+    }
 }
 
 impl Solver {
@@ -36,16 +37,17 @@ impl Solver {
     }
 }
 
-/// How the regularization weight of a row grows with its number of ratings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum RegScaling {
-    /// `reg * n` for a row with `n` ratings (Spark MLlib; for implicit feedback `n` counts the
-    /// positive ones, as Spark does).
-    #[default]
-    Count,
-    /// `reg` for every row (benfred/implicit).
-    None,
+crate::named_enum! {
+    /// How the regularization weight of a row grows with its number of ratings.
+    #[derive(Default)]
+    pub enum RegScaling: "reg scaling" {
+        /// `reg * n` for a row with `n` ratings (Spark MLlib; for implicit feedback `n` counts the
+        /// positive ones, as Spark does).
+        #[default]
+        Count = "count",
+        /// `reg` for every row (benfred/implicit).
+        None = "none",
+    }
 }
 
 /// A hyper-parameter that breaks a rule.

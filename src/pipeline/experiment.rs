@@ -1,0 +1,795 @@
+//! `recflow run`: one experiment spec end to end. Prepares the data (the processed-data cache),
+//! runs the training pipeline, saves the winning model, and logs the run tree to MLflow: a parent
+//! run, one child per (entry, configuration) with `val_` metrics, and one `recflow.role = final`
+//! child per entry with its refit's `test_` metrics (DECISIONS.md).
+//!
+//! Takes resolved settings and a [`Tracker`]; knows nothing about the command line.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::data::cache::{self, CacheError, Prepared};
+use crate::data::etl::EtlSettings;
+use crate::data::store::{self, Dataset, StoreError};
+use crate::eval::keys::Split;
+use crate::model::artifact::{ArtifactError, ModelMetadata};
+use crate::pipeline::observer::{Observer, Role, Step};
+use crate::pipeline::report::{leaderboard, warnings, Leaderboard, Warning};
+use crate::pipeline::saved::{saved_model, ModelContext};
+use crate::pipeline::search::{self, Candidate, Entry};
+use crate::pipeline::train::{self, EntryOutcome, Outcome, PipelineSettings, TrainError, Trial};
+use crate::progress::Progress;
+use crate::tracking::{
+    Batch, DatasetInput, Metric, NewRun, Param, RunStatus, Tag, Tracker, TrackingError, TAG_NOTE,
+};
+
+#[derive(Debug, Error)]
+pub enum ExperimentError {
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Tracking(#[from] TrackingError),
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error("cannot prepare `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    TestFile(#[from] crate::data::testfile::TestFileError),
+    #[error("no entry reports the selection metric `{0}`, so there is no winner to save")]
+    NoWinner(String),
+}
+
+impl ExperimentError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Cache(e) => e.hint(),
+            Self::Store(e) => e.hint(),
+            Self::Train(e) => e.hint(),
+            Self::Artifact(e) => e.hint(),
+            Self::TestFile(e) => e.hint(),
+            Self::NoWinner(_) => {
+                Some("choose an `eval.select` metric that an entry reports".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Everything `recflow run` needs, resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentSettings {
+    pub name: String,
+    pub description: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub spec_path: PathBuf,
+    /// The spec as run (after `--set`), TOML.
+    #[serde(skip)]
+    pub resolved_spec: String,
+    pub etl: EtlSettings,
+    /// Where per-fingerprint processed copies live (`data/processed`).
+    pub processed_root: PathBuf,
+    pub pipeline: PipelineSettings,
+    pub test_file: Option<PathBuf>,
+    pub model_dir: PathBuf,
+    /// Flat params logged on the parent run (every resolved setting).
+    pub params: Vec<(String, String)>,
+    pub user: Option<String>,
+    #[serde(skip)]
+    pub git: Option<GitInfo>,
+    /// Where local summaries go (`artifacts/metrics`).
+    pub metrics_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GitInfo {
+    pub commit: String,
+    pub branch: Option<String>,
+    pub dirty: bool,
+    pub repo_url: Option<String>,
+}
+
+/// Reads the working directory's git state, if it is a checkout.
+pub fn git_info() -> Option<GitInfo> {
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git").args(args).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "HEAD"])?;
+    Some(GitInfo {
+        commit,
+        branch: git(&["rev-parse", "--abbrev-ref", "HEAD"]).filter(|b| b != "HEAD"),
+        dirty: git(&["status", "--porcelain", "--untracked-files=no"])
+            .is_some_and(|s| !s.is_empty()),
+        repo_url: git(&["config", "--get", "remote.origin.url"])
+            .map(|u| crate::tracking::mask_uri(&u)),
+    })
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ExperimentError + '_ {
+    move |source| ExperimentError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Runs that are open, so an interrupt can end them as KILLED.
+pub type OpenRuns = Arc<Mutex<Vec<String>>>;
+
+fn lock(open: &OpenRuns) -> std::sync::MutexGuard<'_, Vec<String>> {
+    open.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a finished experiment reports.
+pub struct Report {
+    pub outcome: Outcome,
+    pub leaderboard: Leaderboard,
+    pub warnings: Vec<Warning>,
+    pub parent_run_id: String,
+    pub child_run_ids: Vec<String>,
+    /// The winner's final child.
+    pub best_run_id: Option<String>,
+    pub experiment_id: String,
+    pub prepared: Prepared,
+    pub metadata: ModelMetadata,
+    /// The first tracking failure, when logging had trouble (results are still local).
+    pub tracking_warning: Option<String>,
+}
+
+/// Logs the run tree while the pipeline runs, and forwards events to the progress observer.
+struct TrackingObserver<'a> {
+    tracker: &'a dyn Tracker,
+    experiment_id: String,
+    parent: String,
+    user: Option<String>,
+    open: OpenRuns,
+    /// The child being fitted.
+    child: Option<String>,
+    children: Vec<String>,
+    /// Each entry's final child.
+    finals: BTreeMap<usize, String>,
+    datasets: Vec<DatasetInput>,
+    first_error: Option<TrackingError>,
+    inner: &'a mut dyn Observer,
+    scratch: PathBuf,
+    /// Seconds spent sending to the tracking store.
+    log_seconds: f64,
+}
+
+impl TrackingObserver<'_> {
+    fn keep(&mut self, r: Result<(), TrackingError>) {
+        if let Err(e) = r {
+            tracing::warn!("tracking: {e}");
+            if self.first_error.is_none() {
+                self.first_error = Some(e);
+            }
+        }
+    }
+
+    fn start_child(&mut self, name: String, tags: Vec<(String, String)>, params: Vec<Param>) {
+        let t0 = std::time::Instant::now();
+        let mut new =
+            NewRun::new(self.experiment_id.clone(), name).with_parent(self.parent.clone());
+        if let Some(u) = &self.user {
+            new = new
+                .with_user(u.clone())
+                .with_tag(crate::tracking::TAG_USER, u.clone());
+        }
+        for (k, v) in tags {
+            new = new.with_tag(k, v);
+        }
+        match self.tracker.create_run(&new) {
+            Ok(info) => {
+                let id = info.run_id;
+                lock(&self.open).push(id.clone());
+                let r = self.tracker.log_batch(
+                    &id,
+                    &Batch {
+                        params,
+                        ..Default::default()
+                    },
+                );
+                self.keep(r);
+                for d in self.datasets.clone() {
+                    let r = self.tracker.log_input(&id, &d);
+                    self.keep(r);
+                }
+                self.child = Some(id);
+            }
+            Err(e) => {
+                self.keep(Err(e));
+                self.child = None;
+            }
+        }
+        self.log_seconds += t0.elapsed().as_secs_f64();
+    }
+
+    fn finish_child(
+        &mut self,
+        metrics: Vec<Metric>,
+        tags: Vec<Tag>,
+        artifacts: &[(String, serde_json::Value)],
+    ) -> Option<String> {
+        let t0 = std::time::Instant::now();
+        let id = self.child.take()?;
+        let r = self.tracker.log_batch(
+            &id,
+            &Batch {
+                metrics,
+                tags,
+                ..Default::default()
+            },
+        );
+        self.keep(r);
+        for (name, value) in artifacts {
+            let path = self.scratch.join(&id).join(name);
+            let ok = path.parent().is_some_and(|p| fs::create_dir_all(p).is_ok())
+                && fs::write(&path, serde_json::to_vec_pretty(value).unwrap_or_default()).is_ok();
+            if ok {
+                let dir = Path::new(name)
+                    .parent()
+                    .and_then(|p| p.to_str())
+                    .filter(|p| !p.is_empty());
+                let r = self.tracker.log_artifact(&id, &path, dir);
+                self.keep(r);
+            }
+        }
+        let r = self
+            .tracker
+            .end_run(&id, RunStatus::Finished, crate::tracking::now_ms());
+        self.keep(r);
+        lock(&self.open).retain(|r| r != &id);
+        self.children.push(id.clone());
+        self.log_seconds += t0.elapsed().as_secs_f64();
+        Some(id)
+    }
+}
+
+fn params_of(entry: &Entry, used: &crate::model::family::Config) -> Vec<Param> {
+    let mut p = vec![
+        Param::new("entry", entry.name.clone()),
+        Param::new("family", entry.family.to_string()),
+    ];
+    p.extend(
+        used.iter()
+            .map(|(k, v)| Param::new(k.clone(), v.to_string())),
+    );
+    p
+}
+
+fn counts_json(counts: &[(String, usize)]) -> serde_json::Value {
+    serde_json::Value::Object(
+        counts
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+            .collect(),
+    )
+}
+
+impl Observer for TrackingObserver<'_> {
+    fn started(
+        &mut self,
+        entries: &[Entry],
+        candidates: &[Candidate],
+        sizes: &crate::model::artifact::SplitSizes,
+    ) {
+        self.inner.started(entries, candidates, sizes);
+    }
+
+    fn fit_started(&mut self, entry: &Entry, candidate: &Candidate, role: Role) {
+        self.inner.fit_started(entry, candidate, role);
+        let (name, role_tag) = match role {
+            Role::Trial => (format!("{} {}", entry.name, candidate.label()), "trial"),
+            Role::Final => (format!("{} final", entry.name), "final"),
+        };
+        let tags = vec![
+            (crate::tracking::TAG_ENTRY.to_string(), entry.name.clone()),
+            (crate::tracking::TAG_ROLE.to_string(), role_tag.to_string()),
+            (
+                crate::tracking::TAG_CONFIG_INDEX.to_string(),
+                candidate.index.to_string(),
+            ),
+        ];
+        let params = params_of(entry, &candidate.plans[0].used_params());
+        self.start_child(name, tags, params);
+    }
+
+    fn iteration(&mut self, entry: &Entry, role: Role, step: &Step<'_>) {
+        self.inner.iteration(entry, role, step);
+        let Some(id) = self.child.clone() else {
+            return;
+        };
+        let t0 = std::time::Instant::now();
+        let it = step.report.iteration as i64;
+        let mut metrics = vec![Metric::new("iteration_seconds", step.report.seconds, it)];
+        if let Some(v) = step.report.train_loss {
+            metrics.push(Metric::new("train_loss", v, it));
+        }
+        metrics.extend(
+            step.metrics
+                .iter()
+                .map(|(k, v)| Metric::new(k.clone(), *v, it)),
+        );
+        // One write per iteration so MLflow's charts update while training runs.
+        let r = self.tracker.log_batch(
+            &id,
+            &Batch {
+                metrics,
+                ..Default::default()
+            },
+        );
+        self.keep(r);
+        self.log_seconds += t0.elapsed().as_secs_f64();
+    }
+
+    fn trial_finished(&mut self, entry: &Entry, candidate: &Candidate, trial: &Trial) {
+        self.inner.trial_finished(entry, candidate, trial);
+        // The model's figures after its last iteration (the kept one, with early stopping:
+        // MLflow's own Keras autologging logs restored weights' values so), at the step after
+        // the curve's last, so MLflow's latest value of a curve key is the model's.
+        let step = trial.history.last().map_or(0, |h| h.iteration as i64 + 1);
+        let mut metrics: Vec<Metric> = trial
+            .metrics
+            .iter()
+            .chain(&trial.sd)
+            .map(|(k, v)| Metric::new(k.clone(), *v, step))
+            .collect();
+        metrics.push(Metric::new("fit_seconds", trial.fit_seconds, 0));
+        metrics.push(Metric::new("eval_seconds", trial.eval_seconds, 0));
+        if let Some(best) = trial.best_iteration {
+            metrics.push(Metric::new("best_iteration", best as f64, 0));
+        }
+        let mut artifacts = vec![("eval/counts.json".to_string(), counts_json(&trial.counts))];
+        if !trial.per_repeat.is_empty() {
+            artifacts.push((
+                "repeats.json".to_string(),
+                serde_json::json!(trial
+                    .per_repeat
+                    .iter()
+                    .map(|m| m.iter().cloned().collect::<BTreeMap<_, _>>())
+                    .collect::<Vec<_>>()),
+            ));
+        }
+        self.finish_child(metrics, Vec::new(), &artifacts);
+    }
+
+    fn final_finished(&mut self, entry: &Entry, outcome: &EntryOutcome) {
+        self.inner.final_finished(entry, outcome);
+        if self.child.is_none() {
+            return;
+        }
+        let trial = outcome.best_trial();
+        let mut metrics: Vec<Metric> = outcome
+            .test
+            .metrics(Split::Test)
+            .into_iter()
+            .chain(trial.metrics.iter().cloned())
+            .map(|(k, v)| Metric::new(k, v, 0))
+            .collect();
+        metrics.push(Metric::new("fit_seconds", outcome.fit_seconds, 0));
+        metrics.push(Metric::new("eval_seconds", outcome.eval_seconds, 0));
+        let tags = vec![Tag::new(
+            crate::tracking::TAG_SELECTED_CONFIG,
+            search::label(&trial.point),
+        )];
+        let artifacts = vec![(
+            "eval/counts_test.json".to_string(),
+            counts_json(&outcome.test.counts()),
+        )];
+        if let Some(id) = self.finish_child(metrics, tags, &artifacts) {
+            self.finals.insert(outcome.entry, id);
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.inner.cancelled()
+    }
+}
+
+/// The three dataset inputs of a run (training, validation, test contexts).
+fn datasets(s: &ExperimentSettings, prepared: &Prepared, ds: &Dataset) -> Vec<DatasetInput> {
+    let digest: String = format!("{}-{}", prepared.fingerprint, ds.interactions.len())
+        .chars()
+        .take(36)
+        .collect();
+    let uri = std::fs::canonicalize(&prepared.dir)
+        .map(|p| crate::tracking::path_to_file_uri(&p))
+        .unwrap_or_else(|_| prepared.dir.display().to_string());
+    let base = DatasetInput::local(format!("{}-{}", s.name, prepared.fingerprint), digest, &uri);
+    let mut out = vec![base.clone().with_context("training")];
+    if s.pipeline.validation_fraction > 0.0 {
+        out.push(base.clone().with_context("validation"));
+    }
+    out.push(base.with_context("test"));
+    out
+}
+
+/// Runs the experiment. `inner` draws progress and says when to stop; `open` collects runs an
+/// interrupt must end.
+pub fn run(
+    s: &ExperimentSettings,
+    tracker: &dyn Tracker,
+    progress: &Progress,
+    inner: &mut dyn Observer,
+    open: OpenRuns,
+) -> Result<Report, ExperimentError> {
+    let prepared = cache::prepare(&s.etl, &s.name, &s.processed_root, progress)?;
+    let mut ds: Dataset = store::load_dataset(&prepared.dir)?;
+    let fixed_test = match &s.test_file {
+        Some(p) => Some(crate::data::testfile::attach_test_file(&mut ds, p)?),
+        None => None,
+    };
+    let exp_tags: Vec<Tag> = s.tags.iter().map(|(k, v)| Tag::new(k, v)).collect();
+    let experiment_id =
+        tracker.get_or_create_experiment(&s.name, s.description.as_deref(), &exp_tags)?;
+    let run_name = format!("{}-{}", s.name, chrono::Utc::now().format("%Y%m%d-%H%M%S"));
+    let mut new = NewRun::new(experiment_id.clone(), run_name)
+        .with_tag(
+            crate::tracking::TAG_SOURCE_NAME,
+            s.spec_path.display().to_string(),
+        )
+        .with_tag(crate::tracking::TAG_SOURCE_TYPE, "LOCAL")
+        .with_tag(
+            crate::tracking::TAG_RECFLOW_VERSION,
+            env!("CARGO_PKG_VERSION"),
+        )
+        .with_tag(crate::tracking::TAG_ENGINE, "local")
+        .with_tag(crate::tracking::TAG_SPEC, s.spec_path.display().to_string());
+    if let Some(u) = &s.user {
+        new = new
+            .with_user(u.clone())
+            .with_tag(crate::tracking::TAG_USER, u.clone());
+    }
+    for (k, v) in &s.tags {
+        new = new.with_tag(k.clone(), v.clone());
+    }
+    if let Some(g) = &s.git {
+        new = new
+            .with_tag(crate::tracking::TAG_GIT_COMMIT, g.commit.clone())
+            .with_tag(crate::tracking::TAG_GIT_DIRTY, g.dirty.to_string());
+        if let Some(b) = &g.branch {
+            new = new.with_tag(crate::tracking::TAG_GIT_BRANCH, b.clone());
+        }
+        if let Some(u) = &g.repo_url {
+            new = new.with_tag(crate::tracking::TAG_GIT_REPO_URL, u.clone());
+        }
+    }
+    let parent = tracker.create_run(&new)?.run_id;
+    lock(&open).push(parent.clone());
+    let result = run_logged(
+        s,
+        tracker,
+        inner,
+        &open,
+        &prepared,
+        &ds,
+        fixed_test.as_ref(),
+        &experiment_id,
+        &parent,
+    );
+    let status = match &result {
+        Ok(_) => RunStatus::Finished,
+        Err(ExperimentError::Train(TrainError::Cancelled)) => RunStatus::Killed,
+        Err(_) => RunStatus::Failed,
+    };
+    // Children still open after a failure end with it.
+    let still_open: Vec<String> = lock(&open).drain(..).collect();
+    for id in still_open {
+        if let Err(e) = tracker.end_run(&id, status, crate::tracking::now_ms()) {
+            tracing::warn!("tracking: could not end run {id}: {e}");
+        }
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_logged(
+    s: &ExperimentSettings,
+    tracker: &dyn Tracker,
+    inner: &mut dyn Observer,
+    open: &OpenRuns,
+    prepared: &Prepared,
+    ds: &Dataset,
+    fixed_test: Option<&crate::data::interactions::Interactions>,
+    experiment_id: &str,
+    parent: &str,
+) -> Result<Report, ExperimentError> {
+    let datasets = datasets(s, prepared, ds);
+    let mut params: Vec<Param> = s.params.iter().map(|(k, v)| Param::new(k, v)).collect();
+    params.push(Param::new("data.fingerprint", prepared.fingerprint.clone()));
+    params.push(Param::new("data.users", ds.user_ids.len().to_string()));
+    params.push(Param::new("data.items", ds.item_ids.len().to_string()));
+    params.push(Param::new(
+        "data.ratings",
+        ds.interactions.len().to_string(),
+    ));
+    tracker.log_batch(
+        parent,
+        &Batch {
+            params,
+            ..Default::default()
+        },
+    )?;
+    for d in &datasets {
+        tracker.log_input(parent, d)?;
+    }
+    let scratch = tempfile::tempdir().map_err(io(Path::new("temporary folder")))?;
+    let spec_file = scratch.path().join("spec.toml");
+    fs::write(&spec_file, &s.resolved_spec).map_err(io(&spec_file))?;
+    tracker.log_artifact(parent, &spec_file, None)?;
+    tracker.log_artifact(parent, &prepared.dir.join(store::SUMMARY), None)?;
+
+    let mut observer = TrackingObserver {
+        tracker,
+        experiment_id: experiment_id.to_string(),
+        parent: parent.to_string(),
+        user: s.user.clone(),
+        open: open.clone(),
+        child: None,
+        children: Vec::new(),
+        finals: BTreeMap::new(),
+        datasets,
+        first_error: None,
+        inner,
+        scratch: scratch.path().join("children"),
+        log_seconds: 0.0,
+    };
+    let outcome = train::run(&s.pipeline, &ds.interactions, fixed_test, &mut observer)?;
+    let children = std::mem::take(&mut observer.children);
+    let finals = std::mem::take(&mut observer.finals);
+    let warning = observer.first_error.take().map(|e| e.to_string());
+    let log_seconds = observer.log_seconds;
+    drop(observer);
+
+    let board = leaderboard(&s.pipeline, &outcome);
+    let warns = warnings(&s.pipeline, &outcome);
+    let winner = outcome
+        .winner
+        .ok_or_else(|| ExperimentError::NoWinner(s.pipeline.select.name.clone()))?;
+    let best_run_id = finals.get(&winner).cloned();
+    let win = &outcome.entries[winner];
+    let entry = &s.pipeline.entries[win.entry];
+    let ctx = ModelContext {
+        settings: &s.pipeline,
+        entry,
+        prepared: Some(prepared),
+        data_dir: &prepared.dir,
+        git_commit: s.git.as_ref().map(|g| g.commit.clone()),
+        run_id: best_run_id.clone(),
+        test_file: s.test_file.as_ref().map(|p| p.display().to_string()),
+    };
+    let saved = saved_model(&ctx, &outcome, win, &ds.user_ids, &ds.item_ids);
+    saved.save(&s.model_dir)?;
+    let metadata = saved.metadata.clone();
+
+    // The parent: the winner's figures under `best.`, the leaderboard, the warnings.
+    let mut metrics: Vec<Metric> = win
+        .test
+        .metrics(Split::Test)
+        .into_iter()
+        .chain(win.best_trial().metrics.iter().cloned())
+        .map(|(k, v)| Metric::new(format!("best.{k}"), v, 0))
+        .collect();
+    metrics.push(Metric::new("log_seconds", log_seconds, 0));
+    let mut tags = vec![
+        Tag::new(TAG_NOTE, note(s, prepared, &board, &warns)),
+        Tag::new(
+            crate::tracking::TAG_SELECTED_ON,
+            outcome.selected_on.to_string(),
+        ),
+        Tag::new(
+            crate::tracking::TAG_SELECTION,
+            s.pipeline.select.name.clone(),
+        ),
+        Tag::new(crate::tracking::TAG_WINNER, entry.name.clone()),
+    ];
+    if !warns.is_empty() {
+        tags.push(Tag::new(
+            crate::tracking::TAG_WARNINGS,
+            warns
+                .iter()
+                .map(|w| w.message.clone())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ));
+    }
+    if let Some(b) = &best_run_id {
+        tags.push(Tag::new(crate::tracking::TAG_BEST_RUN_ID, b.clone()));
+    }
+    tracker.log_batch(
+        parent,
+        &Batch {
+            metrics,
+            tags,
+            params: vec![
+                Param::new("best.entry", entry.name.clone()),
+                Param::new("best.config", search::label(&win.best_trial().point)),
+            ],
+        },
+    )?;
+    let board_file = scratch.path().join("leaderboard.csv");
+    let (header, rows) = board.cells(|v| format!("{v}"));
+    let mut table = crate::output::Table::new(header);
+    for r in rows {
+        table.push(r);
+    }
+    fs::write(&board_file, table.to_csv()).map_err(io(&board_file))?;
+    tracker.log_artifact(parent, &board_file, None)?;
+    if let Err(e) = log_pictures(tracker, parent, s, &outcome, ds, scratch.path()) {
+        tracing::warn!("pictures were not logged: {e}");
+    }
+    let model_root = scratch.path().join("model");
+    fs::create_dir_all(&model_root).map_err(io(&model_root))?;
+    fs::write(
+        model_root.join("MLmodel"),
+        crate::pipeline::saved::mlmodel(parent, &metadata),
+    )
+    .map_err(io(&model_root))?;
+    copy_dir(&s.model_dir, &model_root.join("data")).map_err(io(&s.model_dir))?;
+    tracker.log_artifacts(parent, &model_root, Some("model"))?;
+    fs::create_dir_all(&s.metrics_dir).map_err(io(&s.metrics_dir))?;
+    store::write_atomic(
+        &s.metrics_dir.join("mlflow_run_id.txt"),
+        format!("{parent}\n").as_bytes(),
+    )?;
+    Ok(Report {
+        outcome,
+        leaderboard: board,
+        warnings: warns,
+        parent_run_id: parent.to_string(),
+        child_run_ids: children,
+        best_run_id,
+        experiment_id: experiment_id.to_string(),
+        prepared: prepared.clone(),
+        metadata,
+        tracking_warning: warning,
+    })
+}
+
+/// A Markdown summary for `mlflow.note.content`.
+fn note(
+    s: &ExperimentSettings,
+    prepared: &Prepared,
+    board: &Leaderboard,
+    warns: &[Warning],
+) -> String {
+    let mut md = String::new();
+    if let Some(d) = &s.description {
+        md.push_str(&format!("{d}\n\n"));
+    }
+    let sum = &prepared.summary;
+    md.push_str(&format!(
+        "**Data**: `{}` → {} users × {} items, {} ratings (min {} per user/item).\n\n",
+        sum.input.path, sum.users, sum.items, sum.ratings, sum.min_interactions
+    ));
+    md.push_str(&format!(
+        "**Leaderboard** (selected on `{}`, {}; test figures of each entry's final model):\n\n",
+        board.selection_key,
+        board.direction.word()
+    ));
+    md.push_str(&board.markdown());
+    if let Some((w, b, d)) = board.versus_baseline() {
+        md.push_str(&format!(
+            "\n**Winner** `{}` against the best baseline `{}`: {} {:+.4}.\n",
+            w.entry, b.entry, board.selection_key, d
+        ));
+    }
+    if !warns.is_empty() {
+        md.push_str("\n**Warnings**\n\n");
+        for w in warns {
+            md.push_str(&format!("- {}\n", w.message));
+        }
+    }
+    md
+}
+
+/// Writes the EDA report, learning curves and search heatmaps, and logs them on the parent run.
+fn log_pictures(
+    tracker: &dyn Tracker,
+    parent: &str,
+    s: &ExperimentSettings,
+    outcome: &Outcome,
+    ds: &Dataset,
+    scratch: &Path,
+) -> Result<(), String> {
+    let eda_dir = scratch.join("eda");
+    let stats = crate::eda::compute_stats(ds);
+    crate::eda::write_report(&stats, ds, &eda_dir).map_err(|e| e.to_string())?;
+    tracker
+        .log_artifacts(parent, &eda_dir, Some("eda"))
+        .map_err(|e| e.to_string())?;
+    let plots = scratch.join("plots");
+    let mut any = false;
+    for o in &outcome.entries {
+        let e = &s.pipeline.entries[o.entry];
+        let key = o.select.on(outcome.selected_on);
+        let series: Vec<crate::eda::LearningSeries> = o
+            .trials
+            .iter()
+            .filter(|t| t.history.iter().any(|h| h.train_loss.is_some()))
+            .map(|t| {
+                (
+                    search::label(&t.point),
+                    t.history
+                        .iter()
+                        .filter_map(|h| {
+                            Some((
+                                h.iteration,
+                                h.train_loss?,
+                                h.metrics.iter().find(|(k, _)| *k == key).map(|(_, v)| *v),
+                            ))
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        if !series.is_empty() {
+            let stem = format!("learning_curves_{}", e.name);
+            if crate::eda::learning_curves(&series, &plots, &stem).is_ok() {
+                any = true;
+            }
+        }
+        // A rank x reg heatmap of the selection metric, at the selected values of other axes.
+        let best = o.best_trial();
+        let rank_reg = |t: &Trial| -> Option<(usize, f64)> {
+            Some((
+                t.point.get("rank")?.as_f64()? as usize,
+                t.point.get("reg")?.as_f64()?,
+            ))
+        };
+        if let Some(b) = rank_reg(best) {
+            let others_match = |t: &Trial| {
+                t.point
+                    .iter()
+                    .filter(|(k, _)| *k != "rank" && *k != "reg")
+                    .all(|(k, v)| best.point.get(k) == Some(v))
+            };
+            let cells: Vec<crate::eda::GridCell> = o
+                .trials
+                .iter()
+                .filter(|t| others_match(t))
+                .filter_map(|t| Some((rank_reg(t)?.0, rank_reg(t)?.1, t.metric(&key)?)))
+                .collect();
+            if cells.len() > 1 {
+                let stem = format!("grid_{}_{}", e.name, key.replace(['.', '/'], "_"));
+                if crate::eda::grid_heatmap(&cells, &key, b, &plots, &stem).is_ok() {
+                    any = true;
+                }
+            }
+        }
+    }
+    if any {
+        tracker
+            .log_artifacts(parent, &plots, Some("plots"))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,881 @@
+//! The training pipeline shared by `train-als`, `train` and `run`: sample, split, carve a
+//! validation split, fit every configuration of every model entry (repeats and early stopping
+//! included), evaluate each on the validation split, select each entry's best, refit it on the
+//! whole training split, report it on the test split, and pick the experiment's winner on
+//! validation. Nothing is chosen on the test split.
+//!
+//! Takes resolved settings and reports progress through an [`Observer`]; knows nothing about the
+//! command line, files or tracking.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::data::interactions::{Csr, Interactions};
+use crate::data::split::{sample, split, SplitError, SplitParams};
+use crate::eval::keys::{SelectMetric, Split};
+use crate::eval::{evaluate_with_history, EvalError, EvalReport, EvalSettings};
+use crate::model::artifact::SplitSizes;
+use crate::model::family::{
+    check_memory, Config, DataShape, FamilyError, FitError, FitObserver, FitPlan, Flow,
+    IterationReport, ParamValue, Recommender,
+};
+use crate::model::FitOptions;
+use crate::pipeline::observer::{Observer, Role, Step};
+use crate::pipeline::search::{self, Candidate, Entry, SearchError};
+use crate::pipeline::select::{best_index, Ranked};
+
+#[derive(Debug, Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    #[error(transparent)]
+    Split(#[from] SplitError),
+    #[error("entry `{entry}`: {source}")]
+    Shape {
+        entry: String,
+        #[source]
+        source: FamilyError,
+    },
+    #[error("entry `{entry}`, configuration {point}: fitting failed")]
+    Fit {
+        entry: String,
+        point: String,
+        #[source]
+        source: FitError,
+    },
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    #[error("the experiment has no model entries")]
+    NoEntries,
+    #[error("the training set is empty after sampling and splitting")]
+    EmptyTraining,
+    #[error("validation fraction `{0}` must be at least 0 and below 1")]
+    ValidationFraction(f64),
+    #[error(
+        "entry `{entry}`: early stopping needs a validation split (`validation_fraction` above 0)"
+    )]
+    EarlyStoppingWithoutValidation { entry: String },
+    #[error("entry `{entry}`: early stopping on `{metric}`, which `{family}` cannot report")]
+    EarlyStoppingMetric {
+        entry: String,
+        metric: String,
+        family: String,
+    },
+    #[error(
+        "entry `{entry}`: early stopping needs an iterative family (`{family}` fits in one step)"
+    )]
+    EarlyStoppingNotIterative { entry: String, family: String },
+    #[error("entry `{entry}` mixes models that predict ratings with models that do not (for example `implicit` searched); make them two entries")]
+    MixedCapabilities { entry: String },
+    #[error("no model entry reports the selection metric `{metric}` ({entries}); baselines alone cannot win")]
+    NoEntryReports { metric: String, entries: String },
+    #[error("cannot start {0} worker threads")]
+    Threads(usize),
+    #[error("stopped by a signal")]
+    Cancelled,
+}
+
+impl TrainError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Search(e) => e.hint(),
+            Self::Shape { source, .. } => source.hint(),
+            Self::NoEntryReports { .. } => Some(
+                "choose a metric the models report: ranking metrics (ndcg_at_K, precision_at_K, ...) for implicit and item-item models, rmse or mae for rating models".into(),
+            ),
+            Self::EmptyTraining => {
+                Some("raise `--sample-fraction` or lower `--test-fraction`".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Resolved settings of a pipeline run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineSettings {
+    pub sample_fraction: f64,
+    pub sample_seed: u64,
+    pub split: SplitParams,
+    /// Share of the training split held out for selection; 0 selects on the test split.
+    pub validation_fraction: f64,
+    pub entries: Vec<Entry>,
+    #[serde(skip)]
+    pub eval: EvalSettings,
+    /// The experiment's selection metric (split-free).
+    pub select: SelectMetric,
+    pub curves: bool,
+    pub seed: u64,
+    pub threads: Option<usize>,
+    pub max_runs: usize,
+    /// The file used as the test split instead of drawing one, when given.
+    pub test_file: Option<String>,
+}
+
+impl PipelineSettings {
+    fn fit_options(&self) -> FitOptions {
+        FitOptions {
+            curves: self.curves,
+            seed: self.seed,
+        }
+    }
+}
+
+/// One configuration's fits (repeats) and their validation figures.
+#[derive(Debug, Clone)]
+pub struct Trial {
+    pub index: usize,
+    pub point: Config,
+    /// Every parameter the model used, as written in a spec.
+    pub used: Config,
+    /// Mean over repeats, under keys of the selection split (`val_rmse`).
+    pub metrics: Vec<(String, f64)>,
+    /// Standard deviation over repeats (`val_rmse_sd`); empty without repeats.
+    pub sd: Vec<(String, f64)>,
+    /// Each repeat's figures.
+    pub per_repeat: Vec<Vec<(String, f64)>>,
+    pub counts: Vec<(String, usize)>,
+    /// The first repeat's learning curve.
+    pub history: Vec<IterationRecord>,
+    /// The iteration whose model was kept (early stopping), when it is not the last.
+    pub best_iteration: Option<usize>,
+    pub fit_seconds: f64,
+    pub eval_seconds: f64,
+}
+
+impl Trial {
+    pub fn metric(&self, key: &str) -> Option<f64> {
+        self.metrics.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
+/// One iteration of a learning curve.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IterationRecord {
+    pub iteration: usize,
+    pub train_loss: Option<f64>,
+    pub seconds: f64,
+    /// Validation figures of this iteration (`val_rmse`, `val_ndcg_at_10`).
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// An entry's result: its trials, the selected one, and the final model refit on the whole
+/// training split with its test figures.
+pub struct EntryOutcome {
+    pub entry: usize,
+    pub trials: Vec<Trial>,
+    pub best: usize,
+    /// What the entry's trials were ranked by.
+    pub select: SelectMetric,
+    /// Whether the entry reports the experiment's selection metric (unranked otherwise).
+    pub ranked: bool,
+    pub final_model: std::sync::Arc<dyn Recommender>,
+    pub final_used: Config,
+    pub final_history: Vec<IterationRecord>,
+    pub test: EvalReport,
+    pub fit_seconds: f64,
+    pub eval_seconds: f64,
+    /// The selected trial's model with its factors zeroed scored the same on validation
+    /// (within 0.1%): a biases-only model in disguise.
+    pub collapsed: Option<(f64, f64)>,
+}
+
+impl EntryOutcome {
+    pub fn best_trial(&self) -> &Trial {
+        &self.trials[self.best]
+    }
+}
+
+/// Everything a run produced.
+pub struct Outcome {
+    pub sizes: SplitSizes,
+    /// `Val` when a validation split was carved, `Test` when selection used the test split.
+    pub selected_on: Split,
+    pub entries: Vec<EntryOutcome>,
+    /// Index into `entries` of the best entry on the selection metric (validation), among the
+    /// entries that report it.
+    pub winner: Option<usize>,
+    /// The data the final models were trained on (what each user already has).
+    pub train: Interactions,
+}
+
+/// Checks everything that needs no data: searches, families' rules, the split, limits.
+pub fn check(settings: &PipelineSettings) -> Result<Vec<Candidate>, TrainError> {
+    if settings.entries.is_empty() {
+        return Err(TrainError::NoEntries);
+    }
+    settings.split.check()?;
+    let f = settings.sample_fraction;
+    if !(f > 0.0 && f <= 1.0) {
+        return Err(SplitError::SampleFraction(f).into());
+    }
+    if !(0.0..1.0).contains(&settings.validation_fraction) {
+        return Err(TrainError::ValidationFraction(settings.validation_fraction));
+    }
+    if settings.validation_fraction > 0.0 {
+        settings
+            .split
+            .for_validation(settings.validation_fraction)
+            .check()?;
+    }
+    let mut options = settings.fit_options();
+    let mut all = Vec::new();
+    let mut reporting = Vec::new();
+    for (ei, e) in settings.entries.iter().enumerate() {
+        options.curves = settings.curves || e.early_stopping.is_some();
+        let mut cands = search::candidates(std::slice::from_ref(e), &options, usize::MAX)?;
+        for c in &mut cands {
+            c.entry = ei;
+        }
+        let caps: Vec<_> = cands.iter().map(|c| c.plans[0].capabilities()).collect();
+        if caps.windows(2).any(|w| w[0] != w[1]) {
+            return Err(TrainError::MixedCapabilities {
+                entry: e.name.clone(),
+            });
+        }
+        if let (Some(es), Some(cap)) = (&e.early_stopping, caps.first()) {
+            if settings.validation_fraction == 0.0 {
+                return Err(TrainError::EarlyStoppingWithoutValidation {
+                    entry: e.name.clone(),
+                });
+            }
+            if !cap.iterative {
+                return Err(TrainError::EarlyStoppingNotIterative {
+                    entry: e.name.clone(),
+                    family: e.family.to_string(),
+                });
+            }
+            if (es.metric.is_rating() && !cap.predicts_ratings)
+                || (!es.metric.is_rating() && !cap.ranks)
+            {
+                return Err(TrainError::EarlyStoppingMetric {
+                    entry: e.name.clone(),
+                    metric: es.metric.name.clone(),
+                    family: e.family.to_string(),
+                });
+            }
+        }
+        if let Some(c) = cands.first() {
+            let caps = c.plans[0].capabilities();
+            let can = if settings.select.is_rating() {
+                caps.predicts_ratings
+            } else {
+                caps.ranks
+            };
+            reporting.push((e, can));
+        }
+        all.extend(cands);
+    }
+    let models: Vec<&(&Entry, bool)> = reporting
+        .iter()
+        .filter(|(e, _)| !e.family.is_baseline())
+        .collect();
+    if !models.is_empty() && !models.iter().any(|(_, can)| *can) {
+        return Err(TrainError::NoEntryReports {
+            metric: settings.select.name.clone(),
+            entries: models
+                .iter()
+                .map(|(e, _)| format!("`{}`", e.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    let runs: usize = settings
+        .entries
+        .iter()
+        .map(|e| e.runs())
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .sum();
+    if runs > settings.max_runs {
+        return Err(SearchError::TooManyRuns {
+            runs,
+            limit: settings.max_runs,
+        }
+        .into());
+    }
+    Ok(all)
+}
+
+/// Which metric an entry's trials are ranked by: the experiment's when the entry can report it,
+/// else NDCG@K for a ranking model or RMSE for one that only predicts ratings.
+fn entry_select(settings: &PipelineSettings, plan: &dyn FitPlan) -> (SelectMetric, bool) {
+    let caps = plan.capabilities();
+    let s = &settings.select;
+    let can = if s.is_rating() {
+        caps.predicts_ratings
+    } else {
+        caps.ranks
+    };
+    if can {
+        return (s.clone(), true);
+    }
+    let k = settings.eval.k;
+    let name = if caps.ranks {
+        format!("ndcg_at_{k}")
+    } else {
+        "rmse".to_string()
+    };
+    let fallback = SelectMetric::parse(&name, &[k]).unwrap_or_else(|_| s.clone());
+    (fallback, false)
+}
+
+/// Runs the pipeline on `data`. With `fixed_test`, `data` is the whole training split and
+/// `fixed_test` the test split (both over the same id spaces); no test split is drawn.
+pub fn run(
+    settings: &PipelineSettings,
+    data: &Interactions,
+    fixed_test: Option<&Interactions>,
+    observer: &mut dyn Observer,
+) -> Result<Outcome, TrainError> {
+    let candidates = check(settings)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(settings.threads.unwrap_or(0))
+        .build()
+        .map_err(|_| TrainError::Threads(settings.threads.unwrap_or(0)))?;
+    crate::model::als::linalg::blas_single_threaded();
+    pool.install(|| run_in_pool(settings, &candidates, data, fixed_test, observer))
+}
+
+/// The splits a run fits and evaluates on.
+struct Halves {
+    sizes: SplitSizes,
+    selected_on: Split,
+    fit_train: Interactions,
+    fit_by_user: Csr,
+    select_on: Interactions,
+    train: Interactions,
+    train_by_user: Csr,
+    test: Interactions,
+}
+
+fn halves(
+    settings: &PipelineSettings,
+    data: &Interactions,
+    fixed_test: Option<&Interactions>,
+) -> Result<Halves, TrainError> {
+    let sampled = if settings.sample_fraction < 1.0 {
+        sample(data, settings.sample_fraction, settings.sample_seed)?
+    } else {
+        data.clone()
+    };
+    let outer = match fixed_test {
+        Some(test) => crate::data::split::Split {
+            train: sampled.clone(),
+            test: test.clone(),
+        },
+        None => split(&sampled, &settings.split)?,
+    };
+    let (fit_train, select_on, selected_on) = if settings.validation_fraction > 0.0 {
+        let inner = split(
+            &outer.train,
+            &settings.split.for_validation(settings.validation_fraction),
+        )?;
+        (inner.train, inner.test, Split::Val)
+    } else {
+        (outer.train.clone(), outer.test.clone(), Split::Test)
+    };
+    if fit_train.is_empty() {
+        return Err(TrainError::EmptyTraining);
+    }
+    let sizes = SplitSizes {
+        sampled: sampled.len(),
+        train: outer.train.len(),
+        validation: if selected_on == Split::Val {
+            select_on.len()
+        } else {
+            0
+        },
+        test: outer.test.len(),
+    };
+    Ok(Halves {
+        sizes,
+        selected_on,
+        fit_by_user: fit_train.by_user(),
+        fit_train,
+        select_on,
+        train_by_user: outer.train.by_user(),
+        train: outer.train,
+        test: outer.test,
+    })
+}
+
+fn run_in_pool(
+    settings: &PipelineSettings,
+    candidates: &[Candidate],
+    data: &Interactions,
+    fixed_test: Option<&Interactions>,
+    observer: &mut dyn Observer,
+) -> Result<Outcome, TrainError> {
+    let h = halves(settings, data, fixed_test)?;
+    let shape = DataShape {
+        n_users: data.n_users,
+        n_items: data.n_items,
+        n_ratings: h.fit_train.len().max(h.train.len()),
+    };
+    // Rules that need the data's size, and memory, for every fit before the first one.
+    for c in candidates {
+        let entry = &settings.entries[c.entry];
+        for p in &c.plans {
+            let shape_err = |source| TrainError::Shape {
+                entry: entry.name.clone(),
+                source,
+            };
+            p.check_shape(&shape).map_err(shape_err)?;
+            check_memory(p.as_ref(), &shape).map_err(shape_err)?;
+        }
+    }
+    observer.started(&settings.entries, candidates, &h.sizes);
+    let mut outcomes = Vec::new();
+    for (ei, entry) in settings.entries.iter().enumerate() {
+        let cands: Vec<&Candidate> = candidates.iter().filter(|c| c.entry == ei).collect();
+        let Some(first) = cands.first() else { continue };
+        let (select, ranked) = entry_select(settings, first.plans[0].as_ref());
+        let select_key = select.on(h.selected_on);
+        let mut trials: Vec<Trial> = Vec::new();
+        let mut best: Option<(usize, Box<dyn Recommender>)> = None;
+        for c in &cands {
+            if observer.cancelled() {
+                return Err(TrainError::Cancelled);
+            }
+            observer.fit_started(entry, c, Role::Trial);
+            let mut per_repeat = Vec::new();
+            let mut kept_model = None;
+            let (mut fit_s, mut eval_s) = (0.0, 0.0);
+            let mut history = Vec::new();
+            let mut best_iteration = None;
+            let mut counts = Vec::new();
+            for (r, plan) in c.plans.iter().enumerate() {
+                let fitted = fit_watched(
+                    settings,
+                    entry,
+                    c,
+                    plan.as_ref(),
+                    Role::Trial,
+                    &h.fit_train,
+                    Some((&h.fit_by_user, &h.select_on, h.selected_on)),
+                    observer,
+                )?;
+                let t0 = Instant::now();
+                let report = evaluate_with_history(
+                    fitted.model.as_ref(),
+                    &h.fit_train,
+                    &h.fit_by_user,
+                    &h.select_on,
+                    &settings.eval,
+                )?;
+                eval_s += t0.elapsed().as_secs_f64() + fitted.eval_seconds;
+                fit_s += fitted.fit_seconds;
+                per_repeat.push(report.metrics(h.selected_on));
+                if r == 0 {
+                    history = fitted.history;
+                    best_iteration = fitted.best_iteration;
+                    counts = report.counts();
+                    kept_model = Some(fitted.model);
+                }
+            }
+            let (metrics, sd) = mean_sd(&per_repeat);
+            let trial = Trial {
+                index: c.index,
+                point: c.point.clone(),
+                used: c.plans[0].used_params(),
+                metrics,
+                sd,
+                per_repeat: if c.plans.len() > 1 {
+                    per_repeat
+                } else {
+                    Vec::new()
+                },
+                counts,
+                history,
+                best_iteration,
+                fit_seconds: fit_s / c.plans.len() as f64,
+                eval_seconds: eval_s,
+            };
+            observer.trial_finished(entry, c, &trial);
+            trials.push(trial);
+            // Keep only the best trial's model in memory.
+            let ranked_trials: Vec<Ranked> = trials
+                .iter()
+                .map(|t| {
+                    Ranked::new(
+                        t.metric(&select_key),
+                        tie_break(t, &select, settings.eval.k, h.selected_on),
+                    )
+                })
+                .collect();
+            let b = best_index(&ranked_trials, select.direction);
+            if b == trials.len() - 1 {
+                best = kept_model.map(|m| (b, m));
+            }
+        }
+        let ranked_trials: Vec<Ranked> = trials
+            .iter()
+            .map(|t| {
+                Ranked::new(
+                    t.metric(&select_key),
+                    tie_break(t, &select, settings.eval.k, h.selected_on),
+                )
+            })
+            .collect();
+        let b = best_index(&ranked_trials, select.direction);
+        let best_model = best.filter(|(i, _)| *i == b).map(|(_, m)| m);
+        let collapsed = match &best_model {
+            Some(m) => collapse_check(m.as_ref(), &h, settings, &select_key)?,
+            None => None,
+        };
+        let c = cands[b];
+        if observer.cancelled() {
+            return Err(TrainError::Cancelled);
+        }
+        let refit = h.selected_on == Split::Val;
+        let (final_model, final_history, fit_seconds, final_used) = if refit {
+            let plan = match trials[b].best_iteration {
+                // Early stopping kept an earlier iteration: the final refit stops there too.
+                Some(it) => {
+                    let mut config = c.config.clone();
+                    config.insert("max_iter".into(), ParamValue::Int(it as i64));
+                    crate::model::plan(entry.family, &config, &settings.fit_options()).map_err(
+                        |source| TrainError::Shape {
+                            entry: entry.name.clone(),
+                            source,
+                        },
+                    )?
+                }
+                None => crate::model::plan(entry.family, &c.config, &settings.fit_options())
+                    .map_err(|source| TrainError::Shape {
+                        entry: entry.name.clone(),
+                        source,
+                    })?,
+            };
+            observer.fit_started(entry, c, Role::Final);
+            let used = plan.used_params();
+            let fitted = fit_watched(
+                settings,
+                entry,
+                c,
+                plan.as_ref(),
+                Role::Final,
+                &h.train,
+                None,
+                observer,
+            )?;
+            (fitted.model, fitted.history, fitted.fit_seconds, used)
+        } else {
+            let m = best_model.ok_or(TrainError::NoEntries)?;
+            (
+                m,
+                trials[b].history.clone(),
+                trials[b].fit_seconds,
+                trials[b].used.clone(),
+            )
+        };
+        let t0 = Instant::now();
+        let test = evaluate_with_history(
+            final_model.as_ref(),
+            &h.train,
+            &h.train_by_user,
+            &h.test,
+            &settings.eval,
+        )?;
+        let outcome = EntryOutcome {
+            entry: ei,
+            trials,
+            best: b,
+            select,
+            ranked,
+            final_model: final_model.into(),
+            final_used,
+            final_history,
+            test,
+            fit_seconds,
+            eval_seconds: t0.elapsed().as_secs_f64(),
+            collapsed,
+        };
+        observer.final_finished(entry, &outcome);
+        outcomes.push(outcome);
+    }
+    let key = settings.select.on(h.selected_on);
+    let ranked: Vec<Ranked> = outcomes
+        .iter()
+        .map(|o| {
+            Ranked::new(
+                o.ranked.then(|| o.best_trial().metric(&key)).flatten(),
+                None,
+            )
+        })
+        .collect();
+    let winner = ranked
+        .iter()
+        .any(|r| r.value.is_some())
+        .then(|| best_index(&ranked, settings.select.direction));
+    Ok(Outcome {
+        sizes: h.sizes,
+        selected_on: h.selected_on,
+        entries: outcomes,
+        winner,
+        train: h.train,
+    })
+}
+
+/// The second key of a selection: precision at K for ties on the main metric.
+fn tie_break(t: &Trial, select: &SelectMetric, k: usize, split: Split) -> Option<f64> {
+    let name = format!("precision_at_{k}");
+    (select.name != name)
+        .then(|| t.metric(&format!("{split}_{name}")))
+        .flatten()
+}
+
+/// Figures under their keys.
+type Figures = Vec<(String, f64)>;
+
+/// Means and standard deviations (n - 1) of each key over repeats.
+fn mean_sd(per_repeat: &[Figures]) -> (Figures, Figures) {
+    let Some(first) = per_repeat.first() else {
+        return (Vec::new(), Vec::new());
+    };
+    let n = per_repeat.len() as f64;
+    let mut mean = Vec::new();
+    let mut sd = Vec::new();
+    for (key, _) in first {
+        let vals: Vec<f64> = per_repeat
+            .iter()
+            .filter_map(|m| m.iter().find(|(k, _)| k == key).map(|(_, v)| *v))
+            .collect();
+        let m = vals.iter().sum::<f64>() / vals.len() as f64;
+        mean.push((key.clone(), m));
+        if per_repeat.len() > 1 {
+            let var = vals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0);
+            sd.push((format!("{key}_sd"), var.sqrt()));
+        }
+    }
+    (mean, sd)
+}
+
+/// Validation figure of the model with its latent factors zeroed, when the family has factors
+/// and the two agree within 0.1%: `(model, zeroed)`.
+fn collapse_check(
+    model: &dyn Recommender,
+    h: &Halves,
+    settings: &PipelineSettings,
+    key: &str,
+) -> Result<Option<(f64, f64)>, TrainError> {
+    let Some(zeroed) = model.without_factors() else {
+        return Ok(None);
+    };
+    let a = evaluate_with_history(
+        model,
+        &h.fit_train,
+        &h.fit_by_user,
+        &h.select_on,
+        &settings.eval,
+    )?
+    .get(h.selected_on, key);
+    let b = evaluate_with_history(
+        zeroed.as_ref(),
+        &h.fit_train,
+        &h.fit_by_user,
+        &h.select_on,
+        &settings.eval,
+    )?
+    .get(h.selected_on, key);
+    Ok(match (a, b) {
+        (Some(a), Some(b)) if (a - b).abs() <= 1e-3 * a.abs().max(b.abs()).max(1e-12) => {
+            Some((a, b))
+        }
+        _ => None,
+    })
+}
+
+/// A fit's model and what the watcher recorded.
+struct Fitted {
+    model: Box<dyn Recommender>,
+    history: Vec<IterationRecord>,
+    best_iteration: Option<usize>,
+    fit_seconds: f64,
+    eval_seconds: f64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fit_watched(
+    settings: &PipelineSettings,
+    entry: &Entry,
+    candidate: &Candidate,
+    plan: &dyn FitPlan,
+    role: Role,
+    train: &Interactions,
+    validation: Option<(&Csr, &Interactions, Split)>,
+    observer: &mut dyn Observer,
+) -> Result<Fitted, TrainError> {
+    let caps = plan.capabilities();
+    // A ranking curve for iterative ranking models (their fits compute no validation RMSE).
+    let ranking_curve = (settings.curves && caps.iterative && !caps.predicts_ratings)
+        .then(|| format!("ndcg_at_{}", settings.eval.k));
+    let mut watch = Watch {
+        settings,
+        entry,
+        role,
+        train,
+        validation,
+        ranking_curve,
+        early: if role == Role::Trial {
+            entry.early_stopping.clone()
+        } else {
+            None
+        },
+        best: None,
+        since_best: 0,
+        history: Vec::new(),
+        spent: 0.0,
+        eval_seconds: 0.0,
+        observer,
+        error: None,
+    };
+    let t0 = Instant::now();
+    let result = plan.fit(train, validation.map(|v| v.1), &mut watch);
+    let wall = t0.elapsed().as_secs_f64();
+    if let Some(e) = watch.error.take() {
+        return Err(e);
+    }
+    let model = match result {
+        Ok(m) => m,
+        Err(FitError::Cancelled) => return Err(TrainError::Cancelled),
+        Err(source) => {
+            return Err(TrainError::Fit {
+                entry: entry.name.clone(),
+                point: candidate.label(),
+                source,
+            })
+        }
+    };
+    let last = watch.history.last().map(|h| h.iteration);
+    let (model, best_iteration) = match watch.best.take() {
+        Some((it, _, m)) if Some(it) != last => (m, Some(it)),
+        _ => (model, None),
+    };
+    Ok(Fitted {
+        model,
+        history: watch.history,
+        best_iteration,
+        fit_seconds: (wall - watch.spent).max(0.0),
+        eval_seconds: watch.eval_seconds,
+    })
+}
+
+/// The best iteration so far under early stopping: (iteration, value, model).
+type Kept = Option<(usize, f64, Box<dyn Recommender>)>;
+
+/// Watches a fit: computes the validation curves, stops early, forwards iterations.
+struct Watch<'a> {
+    settings: &'a PipelineSettings,
+    entry: &'a Entry,
+    role: Role,
+    train: &'a Interactions,
+    validation: Option<(&'a Csr, &'a Interactions, Split)>,
+    ranking_curve: Option<String>,
+    early: Option<crate::pipeline::search::EarlyStopping>,
+    best: Kept,
+    since_best: usize,
+    history: Vec<IterationRecord>,
+    /// Seconds spent here, not fitting (curves, tracking).
+    spent: f64,
+    eval_seconds: f64,
+    observer: &'a mut dyn Observer,
+    error: Option<TrainError>,
+}
+
+impl FitObserver for Watch<'_> {
+    fn iteration(
+        &mut self,
+        report: &IterationReport,
+        current: &dyn Fn() -> Box<dyn Recommender>,
+    ) -> Flow {
+        let t0 = Instant::now();
+        let mut metrics = Vec::new();
+        if let Some((by_user, val, split)) = self.validation {
+            if let Some(v) = report.val_rmse {
+                metrics.push((format!("{split}_rmse"), v));
+            }
+            let wanted: Vec<String> = self
+                .ranking_curve
+                .iter()
+                .cloned()
+                .chain(
+                    self.early
+                        .iter()
+                        .filter(|e| !e.metric.is_rating())
+                        .map(|e| e.metric.name.clone()),
+                )
+                .collect();
+            let mut snapshot = None;
+            if !wanted.is_empty() {
+                let t = Instant::now();
+                let model = current();
+                match evaluate_with_history(
+                    model.as_ref(),
+                    self.train,
+                    by_user,
+                    val,
+                    &self.settings.eval,
+                ) {
+                    Ok(r) => {
+                        for name in &wanted {
+                            let key = format!("{split}_{name}");
+                            if let Some(v) = r.get(split, &key) {
+                                if !metrics.iter().any(|(k, _)| k == &key) {
+                                    metrics.push((key, v));
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        self.error = Some(e.into());
+                        return Flow::Stop;
+                    }
+                }
+                self.eval_seconds += t.elapsed().as_secs_f64();
+                snapshot = Some(model);
+            }
+            if let Some(es) = self.early.clone() {
+                let key = es.metric.on(split);
+                if let Some(v) = metrics.iter().find(|(k, _)| *k == key).map(|(_, v)| *v) {
+                    let better = match &self.best {
+                        None => true,
+                        Some((_, b, _)) => es.metric.direction.better(v, *b),
+                    };
+                    if better {
+                        let m = snapshot.take().unwrap_or_else(current);
+                        self.best = Some((report.iteration, v, m));
+                        self.since_best = 0;
+                    } else {
+                        self.since_best += 1;
+                    }
+                }
+            }
+        }
+        let step = Step {
+            report,
+            metrics: &metrics,
+        };
+        self.observer.iteration(self.entry, self.role, &step);
+        self.history.push(IterationRecord {
+            iteration: report.iteration,
+            train_loss: report.train_loss,
+            seconds: report.seconds,
+            metrics,
+        });
+        self.spent += t0.elapsed().as_secs_f64();
+        let patience = self.early.as_ref().map_or(usize::MAX, |e| e.patience);
+        if self.since_best >= patience || self.observer.cancelled() {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.observer.cancelled()
+    }
+}
