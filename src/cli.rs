@@ -521,6 +521,10 @@ pub struct RunArgs {
     /// 1000].
     #[arg(long)]
     pub max_runs: Option<usize>,
+    /// Continue the latest run of this spec on the same data: configurations it finished are not
+    /// fitted again (an interrupted or widened search goes on where it stopped).
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// Where runs are read from, and how tables are printed.

@@ -94,6 +94,7 @@ fn small(shape: &DataShape, per_row: u64, what: &str) -> Estimate {
     Estimate {
         bytes: (shape.n_users + shape.n_items) as u64 * per_row + shape.n_ratings as u64 * 12,
         what: what.to_string(),
+        flop: shape.n_ratings as f64 * 40.0,
     }
 }
 

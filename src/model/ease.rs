@@ -67,6 +67,8 @@ impl FitPlan for EasePlan {
         Estimate {
             bytes: n * n * 12 + shape.n_ratings as u64 * 16,
             what: format!("the {n} x {n} item matrices"),
+            // Cholesky factor and inverse (n³/3 + 2n³/3), on both cores.
+            flop: (n as f64).powi(3) / 2.0,
         }
     }
     fn used_params(&self) -> Config {

@@ -413,7 +413,14 @@ pub struct Estimate {
     pub bytes: u64,
     /// What dominates, for messages: `"the items x items matrix"`.
     pub what: String,
+    /// Rough floating-point operations of the fit, for a time estimate before starting.
+    pub flop: f64,
 }
+
+/// A rough, conservative rate of the fits' dense arithmetic on one core (GFLOP/s measured on the
+/// project's machines is several times higher for BLAS-3; small solves and memory bound phases
+/// bring real fits down to about this).
+pub const EFFECTIVE_FLOPS: f64 = 2.0e9;
 
 /// What a fit reports after each iteration.
 #[derive(Debug, Clone, PartialEq, Default)]

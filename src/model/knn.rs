@@ -81,6 +81,8 @@ impl FitPlan for KnnPlan {
                 + shape.n_items as u64 * 8 * rayon::current_num_threads() as u64
                 + shape.n_ratings as u64 * 16,
             what: format!("{} neighbours per item", self.neighbors),
+            // Co-occurrence counting: about N²/users pair updates.
+            flop: (shape.n_ratings as f64).powi(2) / shape.n_users.max(1) as f64 * 4.0,
         }
     }
     fn used_params(&self) -> Config {

@@ -91,6 +91,8 @@ pub struct ExperimentSettings {
     pub git: Option<GitInfo>,
     /// Where local summaries go (`artifacts/metrics`).
     pub metrics_dir: PathBuf,
+    /// Continue the latest parent of this spec on the same data (`--resume`).
+    pub resume: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -286,8 +288,9 @@ impl Observer for TrackingObserver<'_> {
         entries: &[Entry],
         candidates: &[Candidate],
         sizes: &crate::model::artifact::SplitSizes,
+        shape: &crate::model::family::DataShape,
     ) {
-        self.inner.started(entries, candidates, sizes);
+        self.inner.started(entries, candidates, sizes, shape);
     }
 
     fn fit_started(&mut self, entry: &Entry, candidate: &Candidate, role: Role) {
@@ -303,6 +306,7 @@ impl Observer for TrackingObserver<'_> {
                 crate::tracking::TAG_CONFIG_INDEX.to_string(),
                 candidate.index.to_string(),
             ),
+            (crate::tracking::TAG_CONFIG.to_string(), candidate.label()),
         ];
         let params = params_of(entry, &candidate.plans[0].used_params());
         self.start_child(name, tags, params);
@@ -400,6 +404,91 @@ impl Observer for TrackingObserver<'_> {
     }
 }
 
+/// The parent to continue (`--resume`): the latest run of the same spec on the same data with
+/// the same split and evaluation settings, and the trials it finished. Its earlier final
+/// children are marked superseded (the resumed run refits its entries again).
+fn find_resumable(
+    tracker: &dyn Tracker,
+    experiment_id: &str,
+    s: &ExperimentSettings,
+    prepared: &Prepared,
+) -> Result<Option<(String, Vec<crate::pipeline::train::Done>)>, ExperimentError> {
+    let quote = |v: &str| v.replace('\'', "\\'");
+    let parents = tracker.search_runs(&crate::tracking::RunQuery {
+        experiment_ids: vec![experiment_id.to_string()],
+        filter: Some(format!(
+            "tags.`{}` = '{}' and tags.`{}` = '{}'",
+            crate::tracking::TAG_SPEC,
+            quote(&s.spec_path.display().to_string()),
+            crate::tracking::TAG_DATA_FINGERPRINT,
+            quote(&prepared.fingerprint)
+        )),
+        order_by: vec!["attributes.start_time DESC".into()],
+        max_results: 50,
+    })?;
+    // Selection happens on the same split with the same cut-off, or not at all.
+    let same = |p: &crate::tracking::Run| {
+        s.params
+            .iter()
+            .filter(|(k, _)| {
+                k.starts_with("split.") || k.starts_with("data.") || k.starts_with("eval.")
+            })
+            .all(|(k, v)| p.params.get(k) == Some(v))
+    };
+    let Some(parent) = parents
+        .into_iter()
+        .find(|p| p.parent_run_id().is_none() && same(p))
+    else {
+        return Ok(None);
+    };
+    let id = parent.info.run_id.clone();
+    let children = tracker.search_runs(&crate::tracking::RunQuery {
+        experiment_ids: vec![experiment_id.to_string()],
+        filter: Some(format!(
+            "tags.`{}` = '{}'",
+            crate::tracking::TAG_PARENT_RUN_ID,
+            id
+        )),
+        order_by: vec![],
+        max_results: 100_000,
+    })?;
+    let mut done = Vec::new();
+    for c in children {
+        let role = c.tags.get(crate::tracking::TAG_ROLE).map(String::as_str);
+        if role == Some("final") && !c.tags.contains_key(crate::tracking::TAG_SUPERSEDED) {
+            tracker.set_tags(
+                &c.info.run_id,
+                &[Tag::new(crate::tracking::TAG_SUPERSEDED, "true")],
+            )?;
+        }
+        if role != Some("trial") || c.info.status != RunStatus::Finished {
+            continue;
+        }
+        let Some(entry) = c.tags.get(crate::tracking::TAG_ENTRY) else {
+            continue;
+        };
+        let mut params = c.params.clone();
+        params.remove("entry");
+        params.remove("family");
+        done.push(crate::pipeline::train::Done {
+            entry: entry.clone(),
+            params,
+            metrics: c
+                .metrics
+                .iter()
+                .filter(|(k, _)| {
+                    crate::eval::keys::MetricKey::parse(k).is_some_and(|m| {
+                        matches!(m.split, Some(Split::Val | Split::Test)) && m.suffix.is_none()
+                    })
+                })
+                .map(|(k, m)| (k.clone(), m.value))
+                .collect(),
+            fit_seconds: c.metric("fit_seconds").unwrap_or(0.0),
+        });
+    }
+    Ok(Some((id, done)))
+}
+
 /// The three dataset inputs of a run (training, validation, test contexts).
 fn datasets(s: &ExperimentSettings, prepared: &Prepared, ds: &Dataset) -> Vec<DatasetInput> {
     let digest: String = format!("{}-{}", prepared.fingerprint, ds.interactions.len())
@@ -468,7 +557,41 @@ pub fn run(
             new = new.with_tag(crate::tracking::TAG_GIT_REPO_URL, u.clone());
         }
     }
-    let parent = tracker.create_run(&new)?.run_id;
+    let resumed = if s.resume {
+        find_resumable(tracker, &experiment_id, s, &prepared)?
+    } else {
+        None
+    };
+    let mut settings = s.clone();
+    let parent = match resumed {
+        Some((id, done)) => {
+            tracing::info!(
+                "resuming run {id}: {} finished configuration(s) are not fitted again",
+                done.len()
+            );
+            tracker.end_run(&id, RunStatus::Running, crate::tracking::now_ms())?;
+            tracker.set_tags(
+                &id,
+                &[Tag::new(
+                    crate::tracking::TAG_RESUMED,
+                    chrono::Utc::now().to_rfc3339(),
+                )],
+            )?;
+            settings.pipeline.done = done;
+            id
+        }
+        None => {
+            if s.resume {
+                tracing::info!("no earlier run of this spec on this data to resume: starting one");
+            }
+            new = new.with_tag(
+                crate::tracking::TAG_DATA_FINGERPRINT,
+                prepared.fingerprint.clone(),
+            );
+            tracker.create_run(&new)?.run_id
+        }
+    };
+    let s = &settings;
     lock(&open).push(parent.clone());
     let result = run_logged(
         s,

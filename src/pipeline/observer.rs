@@ -2,7 +2,7 @@
 //! so an observer implements only what it shows.
 
 use crate::model::artifact::SplitSizes;
-use crate::model::family::IterationReport;
+use crate::model::family::{DataShape, IterationReport};
 use crate::pipeline::search::{Candidate, Entry};
 use crate::pipeline::train::{EntryOutcome, Trial};
 
@@ -23,7 +23,14 @@ pub struct Step<'a> {
 
 pub trait Observer: Send {
     /// Before the first fit: every candidate, and the split's sizes.
-    fn started(&mut self, _entries: &[Entry], _candidates: &[Candidate], _sizes: &SplitSizes) {}
+    fn started(
+        &mut self,
+        _entries: &[Entry],
+        _candidates: &[Candidate],
+        _sizes: &SplitSizes,
+        _shape: &DataShape,
+    ) {
+    }
     fn fit_started(&mut self, _entry: &Entry, _candidate: &Candidate, _role: Role) {}
     fn iteration(&mut self, _entry: &Entry, _role: Role, _step: &Step<'_>) {}
     fn trial_finished(&mut self, _entry: &Entry, _candidate: &Candidate, _trial: &Trial) {}

@@ -1,6 +1,7 @@
 //! Draws a bar over a run's fits and logs a line per finished fit.
 
 use crate::model::artifact::SplitSizes;
+use crate::model::family::{DataShape, EFFECTIVE_FLOPS};
 use crate::pipeline::observer::{Observer, Role, Step};
 use crate::pipeline::search::{Candidate, Entry};
 use crate::pipeline::train::{EntryOutcome, Trial};
@@ -39,16 +40,40 @@ pub fn short(metrics: &[(String, f64)]) -> String {
 }
 
 impl Observer for ProgressObserver {
-    fn started(&mut self, entries: &[Entry], candidates: &[Candidate], sizes: &SplitSizes) {
+    fn started(
+        &mut self,
+        entries: &[Entry],
+        candidates: &[Candidate],
+        sizes: &SplitSizes,
+        shape: &DataShape,
+    ) {
         let trials: usize = candidates.iter().map(|c| c.plans.len()).sum();
         self.total = trials + entries.len();
         self.bar.set_length(self.total as u64);
+        // Each entry's final refit costs about its most expensive trial.
+        let finals: f64 = (0..entries.len())
+            .map(|i| {
+                candidates
+                    .iter()
+                    .filter(|c| c.entry == i)
+                    .map(|c| c.plans[0].estimate(shape).flop)
+                    .fold(0.0, f64::max)
+            })
+            .sum();
+        let flop: f64 = candidates
+            .iter()
+            .flat_map(|c| c.plans.iter())
+            .map(|p| p.estimate(shape).flop)
+            .sum::<f64>()
+            + finals;
+        let threads = rayon::current_num_threads().max(1) as f64;
         tracing::info!(
-            "{} entries, {} fits ({} trials and {} final refits): {} ratings -> train {}, validation {}, test {}",
+            "{} entries, {} fits ({} trials and {} final refits), roughly {} of fitting: {} ratings -> train {}, validation {}, test {}",
             entries.len(),
             self.total,
             trials,
             entries.len(),
+            human_seconds(flop / (EFFECTIVE_FLOPS * threads)),
             sizes.sampled,
             sizes.train,
             sizes.validation,
@@ -111,5 +136,18 @@ impl Observer for ProgressObserver {
 
     fn cancelled(&self) -> bool {
         (self.stop)()
+    }
+}
+
+/// `0.4 s`, `12 s`, `3 min`, `1.5 h`.
+fn human_seconds(s: f64) -> String {
+    if s < 1.0 {
+        format!("{s:.1} s")
+    } else if s < 90.0 {
+        format!("{s:.0} s")
+    } else if s < 5400.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
     }
 }

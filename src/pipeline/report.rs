@@ -321,3 +321,181 @@ fn edge_warnings(e: &Entry, point: &crate::model::family::Config) -> Vec<Warning
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::split::{SplitParams, SplitStrategy};
+    use crate::eval::keys::SelectMetric;
+    use crate::eval::metrics::RankingMetrics;
+    use crate::eval::{EvalReport, EvalSettings};
+    use crate::model::artifact::SplitSizes;
+    use crate::model::baselines::RandomModel;
+    use crate::model::family::{Config, FamilyName, ParamValue};
+    use crate::pipeline::search::{Entry, Search};
+    use crate::pipeline::train::{EntryOutcome, IterationRecord, Trial};
+    use std::sync::Arc;
+
+    fn entry(name: &str, family: FamilyName, search: Search) -> Entry {
+        Entry {
+            name: name.into(),
+            family,
+            fixed: Config::new(),
+            search,
+            repeats: 1,
+            early_stopping: None,
+        }
+    }
+
+    fn trial(point: Config, ndcg: f64, history: Vec<IterationRecord>) -> Trial {
+        Trial {
+            index: 0,
+            point,
+            used: Config::new(),
+            metrics: vec![("val_ndcg_at_10".into(), ndcg)],
+            sd: Vec::new(),
+            per_repeat: Vec::new(),
+            counts: Vec::new(),
+            history,
+            best_iteration: None,
+            fit_seconds: 0.0,
+            eval_seconds: 0.0,
+        }
+    }
+
+    fn outcome(entry: usize, trials: Vec<Trial>, best: usize) -> EntryOutcome {
+        EntryOutcome {
+            entry,
+            trials,
+            best,
+            select: SelectMetric::parse("ndcg_at_10", &[10]).unwrap(),
+            ranked: true,
+            final_model: Arc::new(RandomModel {
+                seed: 1,
+                n_users: 1,
+                n_items: 1,
+            }),
+            final_used: Config::new(),
+            final_history: Vec::new(),
+            test: EvalReport {
+                k: 10,
+                threshold: None,
+                rating: None,
+                ranking: Some(RankingMetrics::default()),
+            },
+            fit_seconds: 0.0,
+            eval_seconds: 0.0,
+            collapsed: None,
+        }
+    }
+
+    fn settings(entries: Vec<Entry>) -> PipelineSettings {
+        PipelineSettings {
+            sample_fraction: 1.0,
+            sample_seed: 1,
+            split: SplitParams {
+                strategy: SplitStrategy::Random,
+                test_fraction: 0.2,
+                seed: 1,
+            },
+            validation_fraction: 0.1,
+            entries,
+            eval: EvalSettings::default(),
+            select: SelectMetric::parse("ndcg_at_10", &[10]).unwrap(),
+            curves: true,
+            seed: 1,
+            threads: None,
+            max_runs: 10,
+            test_file: None,
+            done: Vec::new(),
+        }
+    }
+
+    fn point(k: &str, v: i64) -> Config {
+        [(k.to_string(), ParamValue::Int(v))].into()
+    }
+
+    fn kinds(w: &[Warning]) -> Vec<&'static str> {
+        w.iter().map(|w| w.kind).collect()
+    }
+
+    #[test]
+    fn a_model_below_the_best_baseline_is_warned_about_and_the_winner_is_best_on_validation() {
+        let s = settings(vec![
+            entry("knn", FamilyName::ItemKnn, Search::default()),
+            entry("popularity", FamilyName::Popularity, Search::default()),
+        ]);
+        let o = Outcome {
+            sizes: SplitSizes::default(),
+            selected_on: crate::eval::keys::Split::Val,
+            entries: vec![
+                outcome(0, vec![trial(Config::new(), 0.01, vec![])], 0),
+                outcome(1, vec![trial(Config::new(), 0.02, vec![])], 0),
+            ],
+            winner: Some(1),
+            train: Default::default(),
+        };
+        let w = warnings(&s, &o);
+        assert_eq!(kinds(&w), vec!["loses_to_baseline"]);
+        assert!(w[0].message.contains("`knn`") && w[0].message.contains("`popularity`"));
+        let b = leaderboard(&s, &o);
+        assert_eq!(b.rows[0].entry, "popularity");
+        assert_eq!(b.winner, Some(0));
+        assert_eq!(b.best_baseline, Some(0));
+    }
+
+    #[test]
+    fn a_best_point_on_the_edge_of_its_grid_names_the_axis_and_direction() {
+        let grid = Search::Grid {
+            axes: [(
+                "neighbors".to_string(),
+                vec![10.into(), 20.into(), 40.into()],
+            )]
+            .into(),
+        };
+        let s = settings(vec![entry("knn", FamilyName::ItemKnn, grid)]);
+        let trials = vec![
+            trial(point("neighbors", 10), 0.01, vec![]),
+            trial(point("neighbors", 20), 0.02, vec![]),
+            trial(point("neighbors", 40), 0.03, vec![]),
+        ];
+        let o = Outcome {
+            sizes: SplitSizes::default(),
+            selected_on: crate::eval::keys::Split::Val,
+            entries: vec![outcome(0, trials, 2)],
+            winner: Some(0),
+            train: Default::default(),
+        };
+        let w = warnings(&s, &o);
+        assert_eq!(kinds(&w), vec!["edge"]);
+        assert!(
+            w[0].message.contains("largest") && w[0].message.contains("upward"),
+            "{}",
+            w[0].message
+        );
+    }
+
+    #[test]
+    fn validation_that_got_worse_after_its_best_iteration_is_warned_about() {
+        let s = settings(vec![entry("als", FamilyName::Als, Search::default())]);
+        let curve = |it: usize, v: f64| IterationRecord {
+            iteration: it,
+            train_loss: Some(1.0),
+            seconds: 0.0,
+            metrics: vec![("val_ndcg_at_10".into(), v)],
+        };
+        let history = vec![curve(1, 0.03), curve(2, 0.05), curve(3, 0.04)];
+        let mut o = outcome(0, vec![trial(Config::new(), 0.04, history)], 0);
+        o.collapsed = Some((0.04, 0.04));
+        let out = Outcome {
+            sizes: SplitSizes::default(),
+            selected_on: crate::eval::keys::Split::Val,
+            entries: vec![o],
+            winner: Some(0),
+            train: Default::default(),
+        };
+        let w = warnings(&s, &out);
+        assert_eq!(kinds(&w), vec!["collapsed", "worse_after"]);
+        assert!(w[1].message.contains("iteration 2"), "{}", w[1].message);
+    }
+}

@@ -112,6 +112,19 @@ pub struct PipelineSettings {
     pub max_runs: usize,
     /// The file used as the test split instead of drawing one, when given.
     pub test_file: Option<String>,
+    /// Trials already finished (a resumed run): (entry, the configuration's parameters as
+    /// logged) to their figures. They are not fitted again.
+    #[serde(skip)]
+    pub done: Vec<Done>,
+}
+
+/// A trial a resumed run finished before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Done {
+    pub entry: String,
+    pub params: std::collections::BTreeMap<String, String>,
+    pub metrics: Vec<(String, f64)>,
+    pub fit_seconds: f64,
 }
 
 impl PipelineSettings {
@@ -427,7 +440,7 @@ fn run_in_pool(
             check_memory(p.as_ref(), &shape).map_err(shape_err)?;
         }
     }
-    observer.started(&settings.entries, candidates, &h.sizes);
+    observer.started(&settings.entries, candidates, &h.sizes, &shape);
     let mut outcomes = Vec::new();
     for (ei, entry) in settings.entries.iter().enumerate() {
         let cands: Vec<&Candidate> = candidates.iter().filter(|c| c.entry == ei).collect();
@@ -439,6 +452,36 @@ fn run_in_pool(
         for c in &cands {
             if observer.cancelled() {
                 return Err(TrainError::Cancelled);
+            }
+            let used = c.plans[0].used_params();
+            let as_logged: std::collections::BTreeMap<String, String> = used
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect();
+            if let Some(d) = settings
+                .done
+                .iter()
+                .find(|d| d.entry == entry.name && d.params == as_logged)
+            {
+                tracing::info!(
+                    "{} {}: finished in the resumed run, not fitted again",
+                    entry.name,
+                    c.label()
+                );
+                trials.push(Trial {
+                    index: c.index,
+                    point: c.point.clone(),
+                    used,
+                    metrics: d.metrics.clone(),
+                    sd: Vec::new(),
+                    per_repeat: Vec::new(),
+                    counts: Vec::new(),
+                    history: Vec::new(),
+                    best_iteration: None,
+                    fit_seconds: d.fit_seconds,
+                    eval_seconds: 0.0,
+                });
+                continue;
             }
             observer.fit_started(entry, c, Role::Trial);
             let mut per_repeat = Vec::new();
@@ -530,7 +573,9 @@ fn run_in_pool(
         if observer.cancelled() {
             return Err(TrainError::Cancelled);
         }
-        let refit = h.selected_on == Split::Val;
+        // Without a validation split the selected trial is the final model, unless it was
+        // finished by an earlier run (resumed) and must be fitted again.
+        let refit = h.selected_on == Split::Val || best_model.is_none();
         let (final_model, final_history, fit_seconds, final_used) = if refit {
             let plan = match trials[b].best_iteration {
                 // Early stopping kept an earlier iteration: the final refit stops there too.
@@ -877,5 +922,161 @@ impl FitObserver for Watch<'_> {
 
     fn cancelled(&self) -> bool {
         self.observer.cancelled()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::split::SplitStrategy;
+    use crate::model::baselines::BiasModel;
+    use crate::model::family::{Capabilities, Estimate, FamilyName};
+    use crate::pipeline::observer::Silent;
+    use crate::pipeline::search::{EarlyStopping, Search};
+
+    /// Reports a scripted validation RMSE per iteration; the model after iteration `i` predicts
+    /// `i` everywhere, so the kept iteration can be read back from the model.
+    struct Scripted(Vec<f64>);
+
+    impl FitPlan for Scripted {
+        fn family(&self) -> FamilyName {
+            FamilyName::Als
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                predicts_ratings: true,
+                ranks: true,
+                iterative: true,
+            }
+        }
+        fn estimate(&self, _: &DataShape) -> Estimate {
+            Estimate {
+                bytes: 0,
+                what: String::new(),
+                flop: 0.0,
+            }
+        }
+        fn used_params(&self) -> Config {
+            Config::new()
+        }
+        fn fit(
+            &self,
+            train: &Interactions,
+            _: Option<&Interactions>,
+            observer: &mut dyn FitObserver,
+        ) -> Result<Box<dyn Recommender>, FitError> {
+            let model = |i: usize| -> Box<dyn Recommender> {
+                Box::new(BiasModel::new(
+                    FamilyName::Biases,
+                    i as f32,
+                    vec![0.0; train.n_users],
+                    vec![0.0; train.n_items],
+                ))
+            };
+            let mut last = 0;
+            for (i, v) in self.0.iter().enumerate() {
+                last = i + 1;
+                let report = IterationReport {
+                    iteration: last,
+                    train_loss: Some(1.0),
+                    val_rmse: Some(*v),
+                    seconds: 0.0,
+                };
+                if observer.iteration(&report, &|| model(last)) == Flow::Stop {
+                    break;
+                }
+            }
+            Ok(model(last))
+        }
+    }
+
+    fn settings(early: Option<EarlyStopping>) -> (PipelineSettings, Entry) {
+        let entry = Entry {
+            name: "e".into(),
+            family: FamilyName::Als,
+            fixed: Config::new(),
+            search: Search::default(),
+            repeats: 1,
+            early_stopping: early,
+        };
+        let s = PipelineSettings {
+            sample_fraction: 1.0,
+            sample_seed: 1,
+            split: SplitParams {
+                strategy: SplitStrategy::Random,
+                test_fraction: 0.2,
+                seed: 1,
+            },
+            validation_fraction: 0.1,
+            entries: vec![entry.clone()],
+            eval: EvalSettings::default(),
+            select: SelectMetric::parse("rmse", &[10]).unwrap(),
+            curves: true,
+            seed: 1,
+            threads: None,
+            max_runs: 10,
+            test_file: None,
+            done: Vec::new(),
+        };
+        (s, entry)
+    }
+
+    fn watched(early: Option<EarlyStopping>, curve: Vec<f64>) -> Fitted {
+        let (s, entry) = settings(early);
+        let cand = Candidate {
+            entry: 0,
+            index: 0,
+            config: Config::new(),
+            point: Config::new(),
+            plans: Vec::new(),
+        };
+        let train = Interactions::from_rows(&[(0, 0, 4.0), (1, 1, 3.0)], 2, 2);
+        let by_user = train.by_user();
+        fit_watched(
+            &s,
+            &entry,
+            &cand,
+            &Scripted(curve),
+            Role::Trial,
+            &train,
+            Some((&by_user, &train, Split::Val)),
+            &mut Silent,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn early_stopping_keeps_the_best_iteration_and_stops_after_the_patience() {
+        let es = EarlyStopping {
+            metric: SelectMetric::parse("rmse", &[10]).unwrap(),
+            patience: 2,
+        };
+        let f = watched(Some(es), vec![1.0, 0.8, 0.9, 0.95, 0.7, 0.6]);
+        // Best at 2; iterations 3 and 4 do not improve: stopped after 4.
+        assert_eq!(f.history.len(), 4);
+        assert_eq!(f.best_iteration, Some(2));
+        assert_eq!(f.model.predict(0, 0), Some(2.0));
+    }
+
+    #[test]
+    fn without_early_stopping_the_last_iteration_is_kept() {
+        let f = watched(None, vec![1.0, 0.8, 0.9]);
+        assert_eq!(f.history.len(), 3);
+        assert_eq!(f.best_iteration, None);
+        assert_eq!(f.model.predict(0, 0), Some(3.0));
+        assert_eq!(f.history[1].metrics, vec![("val_rmse".to_string(), 0.8)]);
+    }
+
+    #[test]
+    fn repeats_are_summarized_by_mean_and_sample_sd() {
+        let per = vec![
+            vec![("val_rmse".to_string(), 1.0)],
+            vec![("val_rmse".to_string(), 3.0)],
+        ];
+        let (mean, sd) = mean_sd(&per);
+        assert_eq!(mean, vec![("val_rmse".to_string(), 2.0)]);
+        assert_eq!(sd.len(), 1);
+        assert_eq!(sd[0].0, "val_rmse_sd");
+        assert!((sd[0].1 - 2f64.sqrt()).abs() < 1e-12);
     }
 }

@@ -559,6 +559,7 @@ pub fn resolve_run(
             .or(spec.experiment.max_runs)
             .unwrap_or(defaults::MAX_RUNS),
         test_file: sp.test_file.clone(),
+        done: Vec::new(),
     };
     // Every family rule, search and limit, before any work.
     crate::pipeline::train::check(&pipeline).map_err(|e| check_error(src, legacy, &pipeline, e))?;
@@ -601,6 +602,7 @@ pub fn resolve_run(
         user: env.user.clone(),
         git: git_info(),
         metrics_dir: PathBuf::from(defaults::METRICS_DIR),
+        resume: args.resume,
     };
     Ok(RunSettings {
         experiment,

@@ -80,6 +80,14 @@ pub const TAG_WINNER: &str = "recflow.winner";
 pub const TAG_WARNINGS: &str = "recflow.warnings";
 /// The winner's final child.
 pub const TAG_BEST_RUN_ID: &str = "best_run_id";
+/// A parent's processed-data fingerprint (for `--resume`).
+pub const TAG_DATA_FINGERPRINT: &str = "recflow.data_fingerprint";
+/// A trial's searched values (`rank=16 reg=0.1`).
+pub const TAG_CONFIG: &str = "recflow.config";
+/// Set on a final child that a resumed run refit again.
+pub const TAG_SUPERSEDED: &str = "recflow.superseded";
+/// Set on a parent continued by `--resume`: when.
+pub const TAG_RESUMED: &str = "recflow.resumed";
 
 /// MLflow's limits (`mlflow/utils/validation.py`).
 pub const MAX_KEY_CHARS: usize = 250;

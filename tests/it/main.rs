@@ -4,6 +4,7 @@
 
 mod cli;
 mod etl;
+mod families;
 mod layers;
 mod tracking;
 mod train;

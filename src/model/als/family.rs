@@ -148,7 +148,25 @@ impl FitPlan for AlsPlan {
                 bytes += rows * (p.rank() as u64).pow(2) * 8 / 2;
             }
         }
-        Estimate { bytes, what }
+        // METRICS.md's per-iteration arithmetic: 2Nf(f+1) + 4Nf + (m+n)(f³/3 + 2f²).
+        let (n, f, rows) = (
+            shape.n_ratings as f64,
+            p.rank() as f64,
+            (shape.n_users + shape.n_items) as f64,
+        );
+        let mut per_iter =
+            2.0 * n * f * (f + 1.0) + 4.0 * n * f + rows * (f.powi(3) / 3.0 + 2.0 * f * f);
+        if p.implicit() {
+            per_iter += rows * f * f;
+        }
+        if p.rated_sets() {
+            per_iter *= 4.0;
+        }
+        Estimate {
+            bytes,
+            what,
+            flop: per_iter * p.max_iter() as f64,
+        }
     }
 
     fn check_shape(&self, shape: &DataShape) -> Result<(), FamilyError> {

@@ -1,0 +1,226 @@
+//! Experiments over several model families: one spec, baselines as runs of their own, searches
+//! beyond grids, repeats, early stopping, warnings, the leaderboard, `--resume`.
+
+use crate::util::{Dir, Run};
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+fn data() -> Dir {
+    let d = Dir::new();
+    d.run(&[
+        "generate",
+        "--out",
+        "r.json.gz",
+        "--users",
+        "400",
+        "--items",
+        "150",
+        "--ratings",
+        "6000",
+        "--seed",
+        "21",
+    ])
+    .ok();
+    d
+}
+
+const SPEC: &str = r#"
+[experiment]
+name = "families"
+
+[data]
+input = "r.json.gz"
+
+[eval]
+k = 10
+select = "ndcg_at_10"
+
+[[models]]
+name = "implicit"
+family = "als"
+implicit = true
+max_iter = 4
+repeats = 2
+[models.grid]
+rank = [4, 8]
+
+[[models]]
+name = "ease"
+family = "ease"
+[models.search]
+trials = 3
+seed = 5
+lambda = { min = 10.0, max = 1000.0, log = true }
+
+[[models]]
+name = "knn"
+family = "item_knn"
+neighbors = 20
+
+[[models]]
+name = "explicit"
+family = "als"
+max_iter = 4
+early_stopping = { metric = "rmse", patience = 1 }
+[models.grid]
+rank = [4]
+reg = [0.01]
+"#;
+
+#[test]
+fn one_spec_compares_families_against_baselines_and_names_the_winner() {
+    let d = data();
+    d.write("s.toml", SPEC);
+    let out = json(&d.run(&["run", "s.toml", "--json"]).ok());
+    let rows = out["leaderboard"]["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["entry"].as_str().unwrap()).collect();
+    // Baselines are entries of their own: popularity always, biases with a rating model.
+    for n in [
+        "implicit",
+        "ease",
+        "knn",
+        "explicit",
+        "popularity",
+        "biases",
+    ] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    assert_eq!(rows.iter().filter(|r| r["winner"] == true).count(), 1);
+    let winner = rows.iter().find(|r| r["winner"] == true).unwrap();
+    // The winner is the best on validation among the ranked entries.
+    let best = rows
+        .iter()
+        .filter_map(|r| r["selection"].as_f64())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(winner["selection"].as_f64(), Some(best));
+    // Repeats: two fits per configuration, mean and sd under the trial.
+    let implicit = out["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["trials"][0]["config"]["rank"].is_number() && e["final"]["params"]["implicit"] == true
+        })
+        .unwrap();
+    assert_eq!(implicit["trials"].as_array().unwrap().len(), 2);
+    // A random search of three trials, inside its range.
+    let ease = out["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["final"]["params"]["lambda"].is_number())
+        .unwrap();
+    let trials = ease["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 3);
+    for t in trials {
+        let l = t["config"]["lambda"].as_f64().unwrap();
+        assert!((10.0..=1000.0).contains(&l), "{l}");
+    }
+    // The leaderboard is a parent artifact too.
+    let parent = out["parent_run_id"].as_str().unwrap();
+    let show = json(&d.run(&["runs", "show", parent, "--json"]).ok());
+    let arts: Vec<&str> = show["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
+    assert!(arts.contains(&"leaderboard.csv"), "{arts:?}");
+    assert!(show["run"]["metrics"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .any(|k| k.starts_with("best.test_")));
+    // The saved winner is served by `recommend`, naming its family.
+    let ds = recflow::data::store::load_dataset(&d.join(out["data"].as_str().unwrap())).unwrap();
+    let recs = json(
+        &d.run(&["recommend", "--user", &ds.user_ids[0], "-k", "3", "--json"])
+            .ok(),
+    );
+    assert_eq!(recs["strategy"], winner["family"]);
+}
+
+#[test]
+fn a_resumed_search_fits_only_what_it_has_not_finished() {
+    let d = data();
+    d.write("s.toml", SPEC);
+    let first = json(&d.run(&["run", "s.toml", "--json"]).ok());
+    let parent = first["parent_run_id"].as_str().unwrap().to_string();
+    // Widen the implicit grid: the two old configurations are reused, one new one is fitted.
+    let again = d
+        .run(&[
+            "run",
+            "s.toml",
+            "--resume",
+            "--set",
+            "models.implicit.grid.rank=[4, 8, 12]",
+            "--json",
+        ])
+        .ok();
+    let out = json(&again);
+    assert_eq!(out["parent_run_id"].as_str(), Some(parent.as_str()));
+    assert!(
+        again.stderr.contains("not fitted again"),
+        "{}",
+        again.stderr
+    );
+    let implicit = out["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["final"]["params"]["implicit"] == true)
+        .unwrap();
+    assert_eq!(implicit["trials"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn bad_entries_are_refused_before_any_run() {
+    let d = data();
+    let cases: &[(&str, &str)] = &[
+        ("name = \"knn\"\n", "name = \"ease\"\n"),
+        ("family = \"ease\"\n", "family = \"ease\"\nrepeats = 0\n"),
+        ("min = 10.0, max = 1000.0", "min = 1000.0, max = 10.0"),
+        (
+            "min = 10.0, max = 1000.0, log = true",
+            "min = 0.0, max = 1000.0, log = true",
+        ),
+        ("neighbors = 20\n", "neighbors = 20\nlambda = 3\n"),
+    ];
+    let msgs = [
+        "is used twice",
+        "`repeats` must be a whole number of at least 1",
+        "has min 1000 above max 10",
+        "touches 0",
+        "has no parameter `lambda`",
+    ];
+    for ((from, to), msg) in cases.iter().zip(msgs) {
+        assert!(SPEC.contains(from), "{from}");
+        d.write("s.toml", SPEC.replace(from, to));
+        let run = d.run(&["run", "s.toml"]).fails_with(1);
+        assert!(run.stderr.contains(msg), "{to}: {}", run.stderr);
+        assert!(run.stderr.contains("s.toml:"), "{to}: {}", run.stderr);
+        assert!(!d.join("mlruns").exists());
+    }
+    // Early stopping needs a validation split; a search over the limit is refused.
+    d.write(
+        "s.toml",
+        format!("{SPEC}\n[split]\nvalidation_fraction = 0.0\n"),
+    );
+    let run = d.run(&["run", "s.toml"]).fails_with(1);
+    assert!(
+        run.stderr
+            .contains("early stopping needs a validation split"),
+        "{}",
+        run.stderr
+    );
+    d.write("s.toml", SPEC);
+    let run = d.run(&["run", "s.toml", "--max-runs", "3"]).fails_with(1);
+    assert!(
+        run.stderr.contains("more than the limit of 3"),
+        "{}",
+        run.stderr
+    );
+    assert!(!d.join("mlruns").exists());
+}
