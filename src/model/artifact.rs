@@ -80,9 +80,10 @@ impl ArtifactError {
             Self::NotOurs { .. } => {
                 Some("choose an empty or new folder, or one holding a recflow model".into())
             }
-            Self::WorkingFolder { .. } => {
-                Some("name a folder inside the working folder, e.g. `--model-dir artifacts/model`".into())
-            }
+            Self::WorkingFolder { .. } => Some(
+                "name a folder inside the working folder, e.g. `--model-dir artifacts/model`"
+                    .into(),
+            ),
             Self::Store(e) => e.hint(),
             _ => None,
         }
@@ -222,14 +223,18 @@ fn write_err(path: &Path) -> impl Fn(std::io::Error) -> ArtifactError + '_ {
 /// path to either): replacing it would pull the ground from under the process.
 fn holds_working_folder(dir: &Path) -> bool {
     use std::path::Component;
-    if dir
-        .components()
-        .next_back()
-        .is_some_and(|c| matches!(c, Component::CurDir | Component::ParentDir | Component::RootDir))
-    {
+    if dir.components().next_back().is_some_and(|c| {
+        matches!(
+            c,
+            Component::CurDir | Component::ParentDir | Component::RootDir
+        )
+    }) {
         return true;
     }
-    match (fs::canonicalize(dir), std::env::current_dir().and_then(fs::canonicalize)) {
+    match (
+        fs::canonicalize(dir),
+        std::env::current_dir().and_then(fs::canonicalize),
+    ) {
         (Ok(d), Ok(cwd)) => cwd.starts_with(d),
         _ => false,
     }
