@@ -70,12 +70,12 @@ pub enum ReadError {
     },
     #[error("`{}`: column positions such as `{column}` only apply to CSV/TSV files", path.display())]
     PositionInJson { path: PathBuf, column: String },
-    #[error("`{}`: cannot read as {format}", path.display())]
+    /// `message` is polars' first line, cut: a runaway quoted field must not fill the terminal.
+    #[error("`{}`: cannot read as {format}: {message}", path.display())]
     Polars {
         path: PathBuf,
         format: InputFormat,
-        #[source]
-        source: PolarsError,
+        message: String,
     },
 }
 
@@ -95,6 +95,11 @@ impl ReadError {
             Self::Empty(_) => {
                 Some("check the input path, or run `recflow generate` for a sample".into())
             }
+            Self::Polars { .. } => Some(
+                "check the file for an unterminated `\"` quote or a wrong separator; \
+                 `--columns` names the columns"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -526,7 +531,7 @@ fn decode_block<'a>(block: &'a [u8], first_line: u64, names: &JsonNames) -> Bloc
         };
         // Absent means implicit feedback (decided per file later); null means a missing rating.
         let rating = match rec.rating {
-            NumVal::Num(x) if x.is_finite() => x as f32,
+            NumVal::Num(x) if as_rating(x).is_some() => x as f32,
             NumVal::Absent => f32::NAN,
             NumVal::Null => {
                 out.drops.missing_rating += 1;
@@ -818,6 +823,12 @@ fn sniff_gzip(path: &Path) -> Result<bool, ReadError> {
     Ok(n == 2 && magic == [0x1f, 0x8b])
 }
 
+/// A rating f32 can hold: finite, and finite once narrowed (1e308 would become +inf).
+fn as_rating(x: f64) -> Option<f32> {
+    let r = x as f32;
+    (x.is_finite() && r.is_finite()).then_some(r)
+}
+
 fn retain_rows(raw: &mut RawRatings, keep: &[usize]) {
     raw.user = keep.iter().map(|&k| raw.user[k]).collect();
     raw.item = keep.iter().map(|&k| raw.item[k]).collect();
@@ -865,7 +876,21 @@ fn polars_err(path: &Path, format: InputFormat) -> impl Fn(PolarsError) -> ReadE
     move |source| ReadError::Polars {
         path: path.to_path_buf(),
         format,
-        source,
+        message: short_message(&source.to_string()),
+    }
+}
+
+/// At most ~200 characters of an error's first line, without advice meant for Python users.
+fn short_message(text: &str) -> String {
+    const MAX: usize = 200;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.contains("ignore_errors"))
+        .unwrap_or("unreadable input");
+    match line.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line.to_string(),
     }
 }
 
@@ -1023,7 +1048,7 @@ fn frame_to_raw(
                     continue;
                 }
                 Some(s) => match s.parse::<f64>() {
-                    Ok(x) if x.is_finite() => x as f32,
+                    Ok(x) if as_rating(x).is_some() => x as f32,
                     _ => {
                         raw.drops.bad_rating += 1;
                         continue;
@@ -1090,6 +1115,37 @@ not json
         assert_eq!(out.ts[0], 1393545600);
         assert_eq!(out.item_names, vec!["B1", "Bé"]);
         assert_eq!(out.first_malformed.as_ref().map(|m| m.0), Some(3));
+    }
+
+    #[test]
+    fn a_rating_outside_f32_range_is_a_bad_rating() {
+        let text = br#"{"user_id": "u", "item_id": "i", "rating": 1e308}
+{"user_id": "u", "item_id": "j", "rating": "-1e300"}
+{"user_id": "u", "item_id": "k", "rating": 4.5}
+"#;
+        let out = decode_block(text, 1, &names());
+        assert_eq!(out.drops.bad_rating, 2);
+        assert_eq!(out.rating, vec![4.5]);
+        assert_eq!(as_rating(1e308), None);
+        assert_eq!(as_rating(f64::from(f32::MAX)), Some(f32::MAX));
+    }
+
+    #[test]
+    fn a_reader_error_quotes_at_most_one_short_line_and_no_polars_advice() {
+        let huge = format!(
+            "could not parse `\"{}` as dtype `str`\n\nYou might want to try:\n- setting `ignore_errors=True`",
+            "x".repeat(25_000_000 / 1000)
+        );
+        let m = short_message(&huge);
+        assert!(m.chars().count() <= 203 && !m.contains('\n'), "{}", m.len());
+        assert!(!m.contains("ignore_errors"));
+        let e = ReadError::Polars {
+            path: "r.csv".into(),
+            format: InputFormat::Csv,
+            message: m,
+        };
+        assert!(e.to_string().len() < 300);
+        assert!(e.hint().is_some_and(|h| !h.contains("ignore_errors")));
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub enum ArtifactError {
     },
     #[error("`{}` is not a recflow model folder, so it is not replaced", path.display())]
     NotOurs { path: PathBuf },
+    #[error("`{}` is the working folder or one above it, so it is not replaced", path.display())]
+    WorkingFolder { path: PathBuf },
 }
 
 impl ArtifactError {
@@ -78,6 +80,10 @@ impl ArtifactError {
             Self::NotOurs { .. } => {
                 Some("choose an empty or new folder, or one holding a recflow model".into())
             }
+            Self::WorkingFolder { .. } => Some(
+                "name a folder inside the working folder, e.g. `--model-dir artifacts/model`"
+                    .into(),
+            ),
             Self::Store(e) => e.hint(),
             _ => None,
         }
@@ -210,6 +216,27 @@ fn write_err(path: &Path) -> impl Fn(std::io::Error) -> ArtifactError + '_ {
     move |source| ArtifactError::Write {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// Whether `dir` is the working folder or one of its ancestors (`.`, `..`, `a/..`, an absolute
+/// path to either): replacing it would pull the ground from under the process.
+fn holds_working_folder(dir: &Path) -> bool {
+    use std::path::Component;
+    if dir.components().next_back().is_some_and(|c| {
+        matches!(
+            c,
+            Component::CurDir | Component::ParentDir | Component::RootDir
+        )
+    }) {
+        return true;
+    }
+    match (
+        fs::canonicalize(dir),
+        std::env::current_dir().and_then(fs::canonicalize),
+    ) {
+        (Ok(d), Ok(cwd)) => cwd.starts_with(d),
+        _ => false,
     }
 }
 
@@ -522,6 +549,11 @@ impl SavedModel {
     /// Writes the model into `dir`, replacing a model there only once every file is written.
     /// A folder that exists and holds anything but a recflow model is refused.
     pub fn save(&self, dir: &Path) -> Result<(), ArtifactError> {
+        if holds_working_folder(dir) {
+            return Err(ArtifactError::WorkingFolder {
+                path: dir.to_path_buf(),
+            });
+        }
         if dir.exists()
             && !is_model_dir(dir)
             && fs::read_dir(dir).map_or(true, |mut d| d.next().is_some())
@@ -868,6 +900,43 @@ pub(crate) mod tests {
         assert!(docs.join("thesis.tex").exists() && docs.join("photos").exists());
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no staging folder left");
+    }
+
+    #[test]
+    fn the_working_folder_and_folders_above_it_are_never_replaced() {
+        for d in [".", "..", "src/..", "/"] {
+            let e = saved().save(Path::new(d)).unwrap_err();
+            assert!(matches!(e, ArtifactError::WorkingFolder { .. }), "{d}: {e}");
+        }
+        let cwd = std::env::current_dir().unwrap();
+        let e = saved().save(&cwd).unwrap_err();
+        assert!(matches!(e, ArtifactError::WorkingFolder { .. }), "{e}");
+        if let Some(up) = cwd.parent() {
+            let e = saved().save(up).unwrap_err();
+            assert!(matches!(e, ArtifactError::WorkingFolder { .. }), "{e}");
+        }
+        let staging = fs::read_dir(".")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".model-"))
+            .count();
+        assert_eq!(staging, 0, "no staging folder left in the working folder");
+    }
+
+    #[test]
+    fn a_failed_save_leaves_no_staging_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the model folder should be: the save fails after staging began or before.
+        let target = dir.path().join("model");
+        fs::write(&target, "not a folder").unwrap();
+        assert!(saved().save(&target).is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["model"], "no `.model-*` or `.old-model-*` left");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "not a folder");
     }
 
     #[test]

@@ -472,6 +472,16 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_request_with_the_wrong_field_names_the_expected_one() {
+        for body in [r#"{"users": ["a"]}"#, r#"{"k": 3}"#] {
+            let e = serde_json::from_str::<BatchRequest>(body).unwrap_err();
+            assert!(e.to_string().contains("`user_ids`"), "{body}: {e}");
+        }
+        let ok: BatchRequest = serde_json::from_str(r#"{"user_ids": ["a"], "k": 3}"#).unwrap();
+        assert_eq!(ok.user_ids, ["a"]);
+    }
+
+    #[test]
     fn tokens_compare_equal_only_when_identical() {
         assert!(same_token(b"abc", b"abc"));
         assert!(!same_token(b"abc", b"abd"));

@@ -408,6 +408,39 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_rank_is_refused_before_any_work() {
+        let c = config(&[("rank", ParamValue::Int(100_000_000))]);
+        let e = plan(&c, &FitOptions::default()).unwrap_err();
+        assert!(matches!(e, FamilyError::OutOfRange { .. }), "{e}");
+        assert!(e.to_string().contains("`rank`"), "{e}");
+    }
+
+    #[test]
+    fn the_als_memory_estimate_grows_with_rank_and_names_both_figures() {
+        let small = plan(&config(&[("rank", 10.into())]), &FitOptions::default()).unwrap();
+        let big = plan(&config(&[("rank", 100_000.into())]), &FitOptions::default()).unwrap();
+        let shape = DataShape {
+            n_users: 1_000_000,
+            n_items: 1_000_000,
+            n_ratings: 10,
+        };
+        let (s, b) = (small.estimate(&shape).bytes, big.estimate(&shape).bytes);
+        assert!(b > s * 1000 && b >= 2_000_000u64 * 100_000 * 4, "{s} {b}");
+        let e = FamilyError::TooBig {
+            family: FamilyName::Als,
+            what: "the factor matrices".into(),
+            need_mb: b >> 20,
+            have_mb: 1024,
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("{} MB", b >> 20)) && msg.contains("1024 MB"),
+            "{msg}"
+        );
+        assert!(e.hint().is_some());
+    }
+
+    #[test]
     fn max_iter_is_bounded() {
         let c = config(&[("max_iter", ParamValue::Int(99_999_999_999_999))]);
         assert!(matches!(
