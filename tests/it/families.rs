@@ -1,28 +1,11 @@
 //! Experiments over several model families: one spec, baselines as runs of their own, searches
 //! beyond grids, repeats, early stopping, warnings, the leaderboard, `--resume`.
 
-use crate::util::{Dir, Run};
-
-fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
-}
+use crate::util::Dir;
 
 fn data() -> Dir {
     let d = Dir::new();
-    d.run(&[
-        "generate",
-        "--out",
-        "r.json.gz",
-        "--users",
-        "400",
-        "--items",
-        "150",
-        "--ratings",
-        "6000",
-        "--seed",
-        "21",
-    ])
-    .ok();
+    d.generate(400, 150, 6000, 21);
     d
 }
 
@@ -73,7 +56,7 @@ reg = [0.01]
 fn one_spec_compares_families_against_baselines_and_names_the_winner() {
     let d = data();
     d.write("s.toml", SPEC);
-    let out = json(&d.run(&["run", "s.toml", "--json"]).ok());
+    let out = d.run(&["run", "s.toml", "--json"]).ok().json();
     let rows = out["leaderboard"]["rows"].as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["entry"].as_str().unwrap()).collect();
     // Baselines are entries of their own: popularity always, biases with a rating model.
@@ -120,7 +103,7 @@ fn one_spec_compares_families_against_baselines_and_names_the_winner() {
     }
     // The leaderboard is a parent artifact too.
     let parent = out["parent_run_id"].as_str().unwrap();
-    let show = json(&d.run(&["runs", "show", parent, "--json"]).ok());
+    let show = d.run(&["runs", "show", parent, "--json"]).ok().json();
     let arts: Vec<&str> = show["artifacts"]
         .as_array()
         .unwrap()
@@ -135,10 +118,10 @@ fn one_spec_compares_families_against_baselines_and_names_the_winner() {
         .any(|k| k.starts_with("best.test_")));
     // The saved winner is served by `recommend`, naming its family.
     let ds = recflow::data::store::load_dataset(&d.join(out["data"].as_str().unwrap())).unwrap();
-    let recs = json(
-        &d.run(&["recommend", "--user", &ds.user_ids[0], "-k", "3", "--json"])
-            .ok(),
-    );
+    let recs = d
+        .run(&["recommend", "--user", &ds.user_ids[0], "-k", "3", "--json"])
+        .ok()
+        .json();
     assert_eq!(recs["strategy"], winner["family"]);
 }
 
@@ -146,7 +129,7 @@ fn one_spec_compares_families_against_baselines_and_names_the_winner() {
 fn a_resumed_search_fits_only_what_it_has_not_finished() {
     let d = data();
     d.write("s.toml", SPEC);
-    let first = json(&d.run(&["run", "s.toml", "--json"]).ok());
+    let first = d.run(&["run", "s.toml", "--json"]).ok().json();
     let parent = first["parent_run_id"].as_str().unwrap().to_string();
     // Widen the implicit grid: the two old configurations are reused, one new one is fitted.
     let again = d
@@ -159,7 +142,7 @@ fn a_resumed_search_fits_only_what_it_has_not_finished() {
             "--json",
         ])
         .ok();
-    let out = json(&again);
+    let out = again.json();
     assert_eq!(out["parent_run_id"].as_str(), Some(parent.as_str()));
     assert!(
         again.stderr.contains("not fitted again"),

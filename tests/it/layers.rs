@@ -6,29 +6,12 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Dir, Run};
-
-fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
-}
+use crate::util::Dir;
 
 /// Generated reviews, processed into `proc/` (not the default folder).
 fn processed_elsewhere() -> Dir {
     let d = Dir::new();
-    d.run(&[
-        "generate",
-        "--out",
-        "r.json.gz",
-        "--users",
-        "300",
-        "--items",
-        "120",
-        "--ratings",
-        "4000",
-        "--seed",
-        "11",
-    ])
-    .ok();
+    d.generate(300, 120, 4000, 11);
     d.run(&["etl", "--input", "r.json.gz", "--output", "proc"])
         .ok();
     d
@@ -52,7 +35,7 @@ fn eval_and_eda_use_the_models_data_and_never_download() {
     let env = [("RAW_REVIEWS_URL", "http://127.0.0.1:9/none.json.gz")];
     let run = d.run_env(&["eval", "--model", "artifacts/model", "--json"], &env);
     let run = run.ok();
-    assert!(json(&run)["metrics"]["test_rmse"].is_number());
+    assert!(run.json()["metrics"]["test_rmse"].is_number());
     assert!(!run.stderr.contains("download"), "{}", run.stderr);
     let run = d.run_env(&["eda", "--out", "eda"], &env).ok();
     assert!(d.join("eda/report.html").exists(), "{}", run.stderr);
@@ -214,7 +197,7 @@ fn set_errors_are_blamed_on_the_set_and_a_scalar_means_a_list() {
             "--show-settings",
         ])
         .ok();
-    let v = json(&run);
+    let v = run.json();
     assert_eq!(
         v["experiment"]["pipeline"]["entries"][0]["search"]["axes"]["rank"],
         serde_json::json!([3])
@@ -270,8 +253,8 @@ fn eval_takes_a_test_file_like_train() {
         "2",
     ])
     .ok();
-    let v = json(
-        &d.run(&[
+    let v = d
+        .run(&[
             "eval",
             "--model",
             "artifacts/model",
@@ -279,8 +262,8 @@ fn eval_takes_a_test_file_like_train() {
             "test.csv",
             "--json",
         ])
-        .ok(),
-    );
+        .ok()
+        .json();
     assert!(v["metrics"]["test_rmse"].is_number(), "{v}");
     assert!(v["counts"]["pairs_cold"].as_u64().unwrap() >= 1, "{v}");
 }
@@ -349,10 +332,10 @@ fn recommend_and_serve_give_a_cold_user_the_same_list_and_figures() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let served = get(server.port, "/v1/users/nobody-at-all/recommendations?k=4");
-    let cli = json(
-        &d.run(&["recommend", "--user", "nobody-at-all", "-k", "4", "--json"])
-            .ok(),
-    );
+    let cli = d
+        .run(&["recommend", "--user", "nobody-at-all", "-k", "4", "--json"])
+        .ok()
+        .json();
     assert_eq!(served["strategy"], "popular");
     assert_eq!(cli["strategy"], "popular");
     let ids = |v: &serde_json::Value| -> Vec<(String, u64, f64)> {
@@ -382,10 +365,10 @@ fn recommend_and_serve_give_a_cold_user_the_same_list_and_figures() {
         server.port,
         &format!("/v1/users/{user}/recommendations?k=4"),
     );
-    let cli = json(
-        &d.run(&["recommend", "--user", user, "-k", "4", "--json"])
-            .ok(),
-    );
+    let cli = d
+        .run(&["recommend", "--user", user, "-k", "4", "--json"])
+        .ok()
+        .json();
     assert_eq!(served["strategy"], "als");
     assert_eq!(cli["strategy"], "als");
     let items = |v: &serde_json::Value| -> Vec<String> {

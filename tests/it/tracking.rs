@@ -38,26 +38,9 @@ baselines = []
 
 fn prepared() -> Dir {
     let d = Dir::new();
-    d.run(&[
-        "generate",
-        "--out",
-        "r.json.gz",
-        "--users",
-        "300",
-        "--items",
-        "120",
-        "--ratings",
-        "4000",
-        "--seed",
-        "5",
-    ])
-    .ok();
+    d.generate(300, 120, 4000, 5);
     d.write("experiments/it.toml", SPEC);
     d
-}
-
-fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
 }
 
 fn script(name: &str) -> PathBuf {
@@ -143,7 +126,7 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
         return;
     };
     let d = prepared();
-    let out = json(&d.run(&["run", "experiments/it.toml", "--json"]).ok());
+    let out = d.run(&["run", "experiments/it.toml", "--json"]).ok().json();
     let parent = out["parent_run_id"].as_str().unwrap().to_string();
     // Four trials and the selected configuration's refit.
     assert_eq!(out["child_run_ids"].as_array().unwrap().len(), 5);
@@ -252,8 +235,8 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
                 filter,
             ],
         );
-        let ours = json(
-            &d.run(&[
+        let ours = d
+            .run(&[
                 "runs",
                 "list",
                 "--experiment",
@@ -262,8 +245,8 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
                 filter,
                 "--json",
             ])
-            .ok(),
-        );
+            .ok()
+            .json();
         let mut ids: Vec<String> = ours
             .as_array()
             .unwrap()
@@ -274,8 +257,8 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
         assert_eq!(serde_json::json!(ids), theirs, "filter {filter}");
     }
     // The comparison commands read the same store.
-    let best = json(
-        &d.run(&[
+    let best = d
+        .run(&[
             "runs",
             "best",
             "--experiment",
@@ -284,8 +267,8 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
             "val_rmse",
         ])
         .ok()
-        .also_json(&d),
-    );
+        .also_json(&d)
+        .json();
     assert!(best["info"]["run_id"].is_string());
     let ids: Vec<String> = out["child_run_ids"]
         .as_array()
@@ -300,7 +283,7 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
         cmp.stdout
     );
     // A second run reuses the processed data.
-    let again = json(&d.run(&["run", "experiments/it.toml", "--json"]).ok());
+    let again = d.run(&["run", "experiments/it.toml", "--json"]).ok().json();
     assert_eq!(again["reused_data"], true);
 }
 
@@ -440,16 +423,16 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
     };
     let server = start_server();
     let d = prepared();
-    let out = json(
-        &d.run(&[
+    let out = d
+        .run(&[
             "run",
             "experiments/it.toml",
             "--tracking-uri",
             &server.uri,
             "--json",
         ])
-        .ok(),
-    );
+        .ok()
+        .json();
     let parent = out["parent_run_id"].as_str().unwrap();
     let runs = py_json(
         &py,
@@ -518,8 +501,8 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
     };
     assert_eq!(rows(&["--tracking-uri", &server.uri]), rows(&[]));
     // Sync copies the file store's run to the server once.
-    let first = json(
-        &d.run(&[
+    let first = d
+        .run(&[
             "sync",
             "--to",
             &server.uri,
@@ -527,11 +510,11 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
             "it-quick",
             "--json",
         ])
-        .ok(),
-    );
+        .ok()
+        .json();
     assert_eq!(first["copied"].as_array().unwrap().len(), 6);
-    let second = json(
-        &d.run(&[
+    let second = d
+        .run(&[
             "sync",
             "--to",
             &server.uri,
@@ -539,8 +522,8 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
             "it-quick",
             "--json",
         ])
-        .ok(),
-    );
+        .ok()
+        .json();
     assert_eq!(second["copied"].as_array().unwrap().len(), 0);
     // Registration in the Model Registry, with the alias.
     d.run(&[
@@ -557,20 +540,7 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
 #[test]
 fn sigterm_ends_open_runs_as_killed() {
     let d = Dir::new();
-    d.run(&[
-        "generate",
-        "--out",
-        "r.json.gz",
-        "--users",
-        "3000",
-        "--items",
-        "1500",
-        "--ratings",
-        "60000",
-        "--seed",
-        "9",
-    ])
-    .ok();
+    d.generate(3000, 1500, 60000, 9);
     d.write(
         "experiments/slow.toml",
         SPEC.replace("rank = [2, 4]", "rank = [16, 32, 48, 64]")

@@ -1,39 +1,22 @@
 //! Training, evaluation and recommendation from the command line, on generated reviews.
 
-use crate::util::{python_or_skip, Dir, Run};
+use crate::util::{python_or_skip, Dir};
 
 /// A small generated data set, through the ETL into `data/processed`.
 fn prepared() -> Dir {
     let d = Dir::new();
-    d.run(&[
-        "generate",
-        "--out",
-        "r.json.gz",
-        "--users",
-        "400",
-        "--items",
-        "150",
-        "--ratings",
-        "6000",
-        "--seed",
-        "3",
-    ])
-    .ok();
+    d.generate(400, 150, 6000, 3);
     d.run(&["etl", "--input", "r.json.gz"]).ok();
     d
-}
-
-fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
 }
 
 #[test]
 fn train_als_saves_a_model_that_eval_and_recommend_read() {
     let d = prepared();
-    let trained = json(
-        &d.run(&["train-als", "--rank", "4", "--maxiter", "3", "--json"])
-            .ok(),
-    );
+    let trained = d
+        .run(&["train-als", "--rank", "4", "--maxiter", "3", "--json"])
+        .ok()
+        .json();
     for f in [
         "metadata.json",
         "userFactors/_SUCCESS",
@@ -47,10 +30,10 @@ fn train_als_saves_a_model_that_eval_and_recommend_read() {
         assert!(d.join("artifacts/model").join(f).exists(), "{f}");
     }
     // `eval` re-draws the same split from the model's metadata and gets the same figures.
-    let evaluated = json(
-        &d.run(&["eval", "--model", "artifacts/model", "--json"])
-            .ok(),
-    );
+    let evaluated = d
+        .run(&["eval", "--model", "artifacts/model", "--json"])
+        .ok()
+        .json();
     for key in ["test_rmse", "test_precision_at_10", "test_ndcg_at_10"] {
         let a = trained["winner"]["test"][key].as_f64().unwrap();
         let b = evaluated["metrics"][key].as_f64().unwrap();
@@ -64,10 +47,10 @@ fn train_als_saves_a_model_that_eval_and_recommend_read() {
     assert_eq!(meta["family"], "als");
     let ds = recflow::data::store::load_dataset(&d.join("data/processed")).unwrap();
     let user = &ds.user_ids[0];
-    let recs = json(
-        &d.run(&["recommend", "--user", user, "-k", "5", "--json"])
-            .ok(),
-    );
+    let recs = d
+        .run(&["recommend", "--user", user, "-k", "5", "--json"])
+        .ok()
+        .json();
     assert_eq!(recs["strategy"], "als");
     assert_eq!(recs["items"].as_array().unwrap().len(), 5);
     let model = recflow::model::artifact::SavedModel::load(&d.join("artifacts/model")).unwrap();
@@ -93,8 +76,8 @@ fn train_als_saves_a_model_that_eval_and_recommend_read() {
         "{}",
         cold.stdout
     );
-    let all = json(
-        &d.run(&[
+    let all = d
+        .run(&[
             "recommend",
             "--all",
             "--out",
@@ -103,16 +86,16 @@ fn train_als_saves_a_model_that_eval_and_recommend_read() {
             "3",
             "--json",
         ])
-        .ok(),
-    );
+        .ok()
+        .json();
     assert_eq!(all["rows"].as_u64(), Some(3 * ds.user_ids.len() as u64));
 }
 
 #[test]
 fn a_bayesian_model_is_saved_and_read_like_any_other() {
     let d = prepared();
-    let trained = json(
-        &d.run(&[
+    let trained = d
+        .run(&[
             "train-als",
             "--solver",
             "gibbs",
@@ -123,8 +106,8 @@ fn a_bayesian_model_is_saved_and_read_like_any_other() {
             "4",
             "--json",
         ])
-        .ok(),
-    );
+        .ok()
+        .json();
     // The saved factors are the kept samples side by side, plus the two bias columns.
     let meta = d.json("artifacts/model/metadata.json");
     assert_eq!(meta["params"]["rank"], 3);
@@ -133,28 +116,28 @@ fn a_bayesian_model_is_saved_and_read_like_any_other() {
     // Without --maxiter the sampler runs its own default, and the burn-in used is recorded.
     assert_eq!(meta["params"]["max_iter"], 200);
     assert_eq!(meta["params"]["burn_in"], 40);
-    let evaluated = json(
-        &d.run(&["eval", "--model", "artifacts/model", "--json"])
-            .ok(),
-    );
+    let evaluated = d
+        .run(&["eval", "--model", "artifacts/model", "--json"])
+        .ok()
+        .json();
     let (a, b) = (
         trained["winner"]["test"]["test_rmse"].as_f64().unwrap(),
         evaluated["metrics"]["test_rmse"].as_f64().unwrap(),
     );
     assert!((a - b).abs() < 1e-6, "rmse {a} vs {b}");
     let ds = recflow::data::store::load_dataset(&d.join("data/processed")).unwrap();
-    let recs = json(
-        &d.run(&["recommend", "--user", &ds.user_ids[0], "-k", "5", "--json"])
-            .ok(),
-    );
+    let recs = d
+        .run(&["recommend", "--user", &ds.user_ids[0], "-k", "5", "--json"])
+        .ok()
+        .json();
     assert_eq!(recs["items"].as_array().unwrap().len(), 5);
 }
 
 #[test]
 fn grid_marks_one_best_point_by_the_selection_rule() {
     let d = prepared();
-    let out = json(
-        &d.run(&[
+    let out = d
+        .run(&[
             "train",
             "--rank",
             "2,4",
@@ -164,8 +147,8 @@ fn grid_marks_one_best_point_by_the_selection_rule() {
             "3",
             "--json",
         ])
-        .ok(),
-    );
+        .ok()
+        .json();
     let entry = out["entries"]
         .as_array()
         .unwrap()
@@ -192,8 +175,8 @@ fn grid_marks_one_best_point_by_the_selection_rule() {
 #[test]
 fn implicit_grid_selects_on_ndcg_with_alpha_axis() {
     let d = prepared();
-    let out = json(
-        &d.run(&[
+    let out = d
+        .run(&[
             "train",
             "--implicit",
             "--rank",
@@ -208,8 +191,8 @@ fn implicit_grid_selects_on_ndcg_with_alpha_axis() {
             "cg",
             "--json",
         ])
-        .ok(),
-    );
+        .ok()
+        .json();
     let grid = out["entries"][0]["trials"].as_array().unwrap();
     assert_eq!(grid.len(), 2);
     assert_eq!(out["entries"][0]["select"], "ndcg_at_10");
@@ -326,10 +309,10 @@ fn metrics_agree_with_an_independent_evaluator() {
         train.extend_from_slice(args);
         d.run(&train).ok();
         let split = format!("split{n}");
-        let ours = json(
-            &d.run(&["eval", "--model", &dir, "--save-split", &split, "--json"])
-                .ok(),
-        );
+        let ours = d
+            .run(&["eval", "--model", &dir, "--save-split", &split, "--json"])
+            .ok()
+            .json();
         let script =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_metrics.py");
         let out = std::process::Command::new(&py)

@@ -34,6 +34,12 @@ impl Run {
         assert!(!self.stderr.contains("panicked"), "panic: {}", self.stderr);
         self
     }
+
+    /// Stdout parsed as JSON (for `--json` commands).
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
 }
 
 impl Dir {
@@ -65,6 +71,26 @@ impl Dir {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(text.as_bytes()).expect("gzip");
         self.write(name, enc.finish().expect("gzip"))
+    }
+
+    /// Generated Amazon-format reviews in `r.json.gz`.
+    pub fn generate(&self, users: u32, items: u32, ratings: u32, seed: u32) {
+        let n = |v: u32| v.to_string();
+        let (users, items, ratings, seed) = (n(users), n(items), n(ratings), n(seed));
+        self.run(&[
+            "generate",
+            "--out",
+            "r.json.gz",
+            "--users",
+            &users,
+            "--items",
+            &items,
+            "--ratings",
+            &ratings,
+            "--seed",
+            &seed,
+        ])
+        .ok();
     }
 
     /// Runs `recflow` here with a clean environment (no ambient LOG_LEVEL, MIN_INTERACTIONS...).
