@@ -325,10 +325,9 @@ fn edge_warnings(e: &Entry, point: &crate::model::family::Config) -> Vec<Warning
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::split::{SplitParams, SplitStrategy};
     use crate::eval::keys::SelectMetric;
     use crate::eval::metrics::RankingMetrics;
-    use crate::eval::{EvalReport, EvalSettings};
+    use crate::eval::EvalReport;
     use crate::model::artifact::SplitSizes;
     use crate::model::baselines::RandomModel;
     use crate::model::family::{Config, FamilyName, ParamValue};
@@ -390,25 +389,7 @@ mod tests {
     }
 
     fn settings(entries: Vec<Entry>) -> PipelineSettings {
-        PipelineSettings {
-            sample_fraction: 1.0,
-            sample_seed: 1,
-            split: SplitParams {
-                strategy: SplitStrategy::Random,
-                test_fraction: 0.2,
-                seed: 1,
-            },
-            validation_fraction: 0.1,
-            entries,
-            eval: EvalSettings::default(),
-            select: SelectMetric::parse("ndcg_at_10", &[10]).unwrap(),
-            curves: true,
-            seed: 1,
-            threads: None,
-            max_runs: 10,
-            test_file: None,
-            done: Vec::new(),
-        }
+        PipelineSettings::for_tests(entries, "ndcg_at_10")
     }
 
     fn point(k: &str, v: i64) -> Config {

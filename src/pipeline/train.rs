@@ -118,6 +118,33 @@ pub struct PipelineSettings {
     pub done: Vec<Done>,
 }
 
+#[cfg(test)]
+impl PipelineSettings {
+    /// Settings for unit tests: a seeded random split, a 10% validation split, no test file.
+    pub(crate) fn for_tests(entries: Vec<Entry>, select: &str) -> Self {
+        use crate::data::split::SplitStrategy;
+        PipelineSettings {
+            sample_fraction: 1.0,
+            sample_seed: 1,
+            split: SplitParams {
+                strategy: SplitStrategy::Random,
+                test_fraction: 0.2,
+                seed: 1,
+            },
+            validation_fraction: 0.1,
+            entries,
+            eval: EvalSettings::default(),
+            select: SelectMetric::parse(select, &[10]).expect("a valid selection metric"),
+            curves: true,
+            seed: 1,
+            threads: None,
+            max_runs: 10,
+            test_file: None,
+            done: Vec::new(),
+        }
+    }
+}
+
 /// A trial a resumed run finished before.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Done {
@@ -928,7 +955,6 @@ impl FitObserver for Watch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::split::SplitStrategy;
     use crate::model::baselines::BiasModel;
     use crate::model::family::{Capabilities, Estimate, FamilyName};
     use crate::pipeline::observer::Silent;
@@ -999,25 +1025,7 @@ mod tests {
             repeats: 1,
             early_stopping: early,
         };
-        let s = PipelineSettings {
-            sample_fraction: 1.0,
-            sample_seed: 1,
-            split: SplitParams {
-                strategy: SplitStrategy::Random,
-                test_fraction: 0.2,
-                seed: 1,
-            },
-            validation_fraction: 0.1,
-            entries: vec![entry.clone()],
-            eval: EvalSettings::default(),
-            select: SelectMetric::parse("rmse", &[10]).unwrap(),
-            curves: true,
-            seed: 1,
-            threads: None,
-            max_runs: 10,
-            test_file: None,
-            done: Vec::new(),
-        };
+        let s = PipelineSettings::for_tests(vec![entry.clone()], "rmse");
         (s, entry)
     }
 
