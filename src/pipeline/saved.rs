@@ -132,13 +132,18 @@ pub fn saved_model(
 
 /// The `MLmodel` file of an MLflow model directory with a `recflow` flavor.
 pub fn mlmodel(run_id: &str, meta: &ModelMetadata) -> String {
-    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f");
-    format!(
-        "artifact_path: model\nflavors:\n  recflow:\n    data: data\n    family: {}\n    recflow_version: {}\n    loader: recflow serve --model <this folder>/data\nmodel_uuid: {}\nrun_id: {}\nutc_time_created: '{}'\n",
-        meta.family,
-        meta.recflow_version,
-        uuid::Uuid::new_v4().simple(),
+    let setting = |k: &str, v: String| (k.to_string(), v);
+    crate::tracking::mlmodel_yaml(
+        "model",
         run_id,
-        now
+        &[crate::tracking::Flavor {
+            name: "recflow".into(),
+            settings: vec![
+                setting("data", "data".into()),
+                setting("family", meta.family.to_string()),
+                setting("recflow_version", meta.recflow_version.clone()),
+                setting("loader", "recflow serve --model <this folder>/data".into()),
+            ],
+        }],
     )
 }

@@ -1,7 +1,7 @@
 //! The small subset of YAML that MLflow's file store uses for `meta.yaml`.
 //!
-//! Writing: flat mappings with sorted keys whose values are null, integers, strings, an empty
-//! list or a one-level mapping of strings, quoted so that PyYAML's `safe_load` reads them back
+//! Writing: mappings with sorted keys, nested in block style, whose values are null, integers,
+//! floats, strings or lists of them, quoted so that PyYAML's `safe_load` reads them back
 //! as the same types. Reading: what PyYAML's `safe_dump` writes for those shapes, including
 //! strings folded over several lines, single- and double-quoted scalars and YAML 1.1 plain
 //! scalar typing (`null`, `true`, ints, floats with a `.`). Nothing here knows about MLflow.
@@ -55,31 +55,29 @@ pub(crate) fn set(map: &mut Vec<(String, Yaml)>, key: &str, value: Yaml) {
     }
 }
 
-/// Writes a mapping with sorted keys, as MLflow's `write_yaml` does.
+/// Writes a mapping with sorted keys in block style at every depth, as MLflow's `write_yaml`
+/// (PyYAML's `safe_dump` with `default_flow_style=False`) does.
 pub(crate) fn to_string(map: &[(String, Yaml)]) -> String {
+    let mut out = String::new();
+    write_block(&mut out, map, 0);
+    out
+}
+
+fn write_block(out: &mut String, map: &[(String, Yaml)], indent: usize) {
     let mut sorted: Vec<&(String, Yaml)> = map.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out = String::new();
     for (key, value) in sorted {
-        out.push_str(&scalar(key));
-        out.push(':');
+        let _ = write!(out, "{:indent$}{}:", "", scalar(key));
         match value {
             Yaml::Map(entries) if !entries.is_empty() => {
                 out.push('\n');
-                let mut inner: Vec<&(String, Yaml)> = entries.iter().collect();
-                inner.sort_by(|a, b| a.0.cmp(&b.0));
-                for (k, v) in inner {
-                    let _ = writeln!(out, "  {}: {}", scalar(k), inline(v));
-                }
+                write_block(out, entries, indent + 2);
             }
             other => {
-                out.push(' ');
-                out.push_str(&inline(other));
-                out.push('\n');
+                let _ = writeln!(out, " {}", inline(other));
             }
         }
     }
-    out
 }
 
 fn inline(value: &Yaml) -> String {

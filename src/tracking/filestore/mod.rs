@@ -18,15 +18,20 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use super::md5::md5_hex;
-use super::yaml::{self, Yaml};
+mod md5;
+mod search;
+pub(crate) mod yaml;
+
+pub use search::SearchError;
+
 use super::{
     copy_tree, experiment_tags, join_artifact_path, normalize_batch, now_ms, path_to_file_uri,
-    search, validate_artifact_path, validate_dataset, validate_experiment_name, validate_key,
-    walk_files, ArtifactEntry, Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo,
-    RunQuery, RunStatus, Tag, Tracker, TrackingError, TrackingUri, TAG_DATASET_CONTEXT,
-    TAG_RUN_NAME,
+    validate_artifact_path, validate_dataset, validate_experiment_name, validate_key, walk_files,
+    ArtifactEntry, Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo, RunQuery,
+    RunStatus, Tag, Tracker, TrackingError, TrackingUri, TAG_DATASET_CONTEXT, TAG_RUN_NAME,
 };
+use md5::md5_hex;
+use yaml::Yaml;
 
 const META: &str = "meta.yaml";
 const TRASH: &str = ".trash";

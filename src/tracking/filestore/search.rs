@@ -11,7 +11,7 @@
 
 use std::cmp::Ordering;
 
-use super::Run;
+use crate::tracking::Run;
 
 /// An invalid filter or order-by clause.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -10,26 +10,29 @@
 //! else a token gives Bearer. No message, log line or `Debug` output contains them.
 //! This module knows nothing about the file store, models or the command line.
 
+mod retry;
+mod wire;
+
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rand::Rng;
-use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Value};
+
+use retry::retry_after;
+pub use retry::RetryPolicy;
+pub(crate) use retry::RETRY_STATUSES;
 
 use super::{
     experiment_tags, join_artifact_path, mask_uri, normalize_batch, validate_artifact_path,
     validate_dataset, validate_experiment_name, walk_files, ArtifactEntry, Batch, DatasetInput,
-    Experiment, Metric, NewRun, Param, Run, RunInfo, RunQuery, RunStatus, Tag, Tracker,
-    TrackingError, TrackingSettings, TAG_DATASET_CONTEXT,
+    Experiment, Metric, NewRun, Run, RunInfo, RunQuery, RunStatus, Tag, Tracker, TrackingError,
+    TAG_DATASET_CONTEXT,
 };
-
-/// Statuses worth retrying, as MLflow's client (`mlflow/utils/rest_utils.py`).
-pub(crate) const RETRY_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
 
 /// The server's limits for one `runs/log-batch` request.
 const MAX_METRICS_PER_BATCH: usize = 1000;
@@ -41,54 +44,6 @@ const MAX_BATCH_BYTES: usize = 900_000;
 /// `metrics/get-history` pages.
 const HISTORY_PAGE: usize = 25_000;
 const SEARCH_PAGE: usize = 1000;
-
-/// Retries with exponential backoff: the wait before retry `n` (from 1) is
-/// `backoff_factor * 2^(n-1)`, at most `backoff_cap`, plus up to `jitter` at random.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub max_retries: u32,
-    pub backoff_factor: Duration,
-    pub backoff_cap: Duration,
-    pub jitter: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// MLflow's client: 7 retries, factor 2 s, jitter 1 s; capped at a minute here.
-    fn default() -> Self {
-        RetryPolicy {
-            max_retries: 7,
-            backoff_factor: Duration::from_secs(2),
-            backoff_cap: Duration::from_secs(60),
-            jitter: Duration::from_secs(1),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// No retries at all.
-    pub fn none() -> Self {
-        RetryPolicy {
-            max_retries: 0,
-            ..RetryPolicy::default()
-        }
-    }
-
-    /// The wait before retry `retry` (1-based).
-    pub fn delay(&self, retry: u32, rng: &mut impl Rng) -> Duration {
-        let exp = 2u32.saturating_pow(retry.saturating_sub(1).min(30));
-        let base = self
-            .backoff_factor
-            .saturating_mul(exp)
-            .min(self.backoff_cap);
-        let jitter_ms = self.jitter.as_millis() as u64;
-        let jitter = if jitter_ms > 0 {
-            rng.gen_range(0..=jitter_ms)
-        } else {
-            0
-        };
-        base + Duration::from_millis(jitter)
-    }
-}
 
 #[derive(Clone)]
 enum Auth {
@@ -456,7 +411,7 @@ impl RestStore {
     fn experiment_by_name(&self, name: &str) -> Result<Option<Experiment>, TrackingError> {
         match self.get("experiments/get-by-name", &[("experiment_name", name)]) {
             Ok(v) => Ok(Some(
-                parse_experiment(v.get("experiment").unwrap_or(&Value::Null))
+                wire::experiment(v.get("experiment").unwrap_or(&Value::Null))
                     .ok_or_else(|| self.protocol("`experiment` is missing from get-by-name"))?,
             )),
             Err(TrackingError::Server { status: 404, .. }) => Ok(None),
@@ -547,7 +502,7 @@ impl Tracker for RestStore {
                     Ok(v) => {
                         return v
                             .get("experiment_id")
-                            .and_then(json_string)
+                            .and_then(wire::id)
                             .ok_or_else(|| self.protocol("`experiment_id` is missing from create"))
                     }
                     // Another client created it between our two calls.
@@ -599,7 +554,7 @@ impl Tracker for RestStore {
         let v = self.post("runs/create", &body)?;
         let info = v
             .pointer("/run/info")
-            .and_then(parse_run_info)
+            .and_then(wire::run_info)
             .ok_or_else(|| self.protocol("`run.info` is missing from runs/create"))?;
         self.remember_artifact_uri(&info);
         Ok(info)
@@ -695,7 +650,7 @@ impl Tracker for RestStore {
             self.post("experiments/search", &body)
         };
         collect_pages("experiments", usize::MAX, fetch, |e| {
-            parse_experiment(e).ok_or_else(|| self.protocol("malformed experiment"))
+            wire::experiment(e).ok_or_else(|| self.protocol("malformed experiment"))
         })
     }
 
@@ -720,7 +675,7 @@ impl Tracker for RestStore {
             self.post("runs/search", &body)
         };
         collect_pages("runs", query.max_results, fetch, |r| {
-            let run = parse_run(r).ok_or_else(|| self.protocol("malformed run in runs/search"))?;
+            let run = wire::run(r).ok_or_else(|| self.protocol("malformed run in runs/search"))?;
             self.remember_artifact_uri(&run.info);
             Ok(run)
         })
@@ -735,7 +690,7 @@ impl Tracker for RestStore {
         };
         let run = v
             .get("run")
-            .and_then(parse_run)
+            .and_then(wire::run)
             .ok_or_else(|| self.protocol("malformed run in runs/get"))?;
         self.remember_artifact_uri(&run.info);
         Ok(run)
@@ -755,7 +710,7 @@ impl Tracker for RestStore {
             self.get("metrics/get-history", &query)
         };
         collect_pages("metrics", usize::MAX, fetch, |m| {
-            parse_metric(m).ok_or_else(|| self.protocol("malformed metric in get-history"))
+            wire::metric(m).ok_or_else(|| self.protocol("malformed metric in get-history"))
         })
     }
 
@@ -775,18 +730,7 @@ impl Tracker for RestStore {
             self.get("artifacts/list", &query)
         };
         collect_pages("files", usize::MAX, fetch, |f| {
-            Ok(ArtifactEntry {
-                path: f
-                    .get("path")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                is_dir: f.get("is_dir").and_then(Value::as_bool).unwrap_or(false),
-                file_size: f
-                    .get("file_size")
-                    .and_then(json_i64)
-                    .and_then(|s| u64::try_from(s).ok()),
-            })
+            wire::file(f).ok_or_else(|| self.protocol("malformed file in artifacts/list"))
         })
     }
 
@@ -901,15 +845,6 @@ fn metric_json(m: &Metric) -> Value {
     json!({ "key": m.key, "value": value, "timestamp": m.timestamp, "step": m.step })
 }
 
-fn retry_after(resp: &Response) -> Option<Duration> {
-    let v = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
 /// An error and its causes on one line, without URLs (they may carry query values).
 fn error_chain(e: &reqwest::Error) -> String {
     let mut parts = vec![if e.is_timeout() {
@@ -932,7 +867,9 @@ fn error_chain(e: &reqwest::Error) -> String {
 }
 
 fn percent_decode(s: &str) -> String {
-    super::percent_decode(s).unwrap_or_else(|_| s.to_string())
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Follows MLflow's `next_page_token` until a page comes without one or `limit` items are in,
@@ -967,150 +904,51 @@ fn next_token(v: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Int64 fields arrive as numbers or strings.
-fn json_i64(v: &Value) -> Option<i64> {
-    v.as_i64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+/// How to reach a tracking server: credentials, TLS and timeouts. Resolved by the caller from
+/// the command line and the environment; the library never reads the environment itself.
+#[derive(Clone)]
+pub struct TrackingSettings {
+    /// Basic auth user; with `password` it wins over `token`.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Bearer token, used when no username and password are given.
+    pub token: Option<String>,
+    /// Skip TLS certificate verification (testing only).
+    pub insecure_tls: bool,
+    /// A PEM bundle of CA certificates to trust besides the system's.
+    pub ca_bundle: Option<PathBuf>,
+    /// Timeout of one HTTP request.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
 }
 
-fn json_f64(v: &Value) -> Option<f64> {
-    v.as_f64().or_else(|| match v.as_str()? {
-        "NaN" => Some(f64::NAN),
-        "Infinity" => Some(f64::INFINITY),
-        "-Infinity" => Some(f64::NEG_INFINITY),
-        s => s.parse().ok(),
-    })
-}
-
-fn json_string(v: &Value) -> Option<String> {
-    v.as_str()
-        .map(str::to_string)
-        .or_else(|| v.as_i64().map(|i| i.to_string()))
-}
-
-fn kv_map(v: Option<&Value>) -> std::collections::BTreeMap<String, String> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|kv| {
-            Some((
-                kv.get("key")?.as_str()?.to_string(),
-                kv.get("value")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-            ))
-        })
-        .collect()
-}
-
-fn parse_experiment(v: &Value) -> Option<Experiment> {
-    Some(Experiment {
-        experiment_id: v.get("experiment_id").and_then(json_string)?,
-        name: v.get("name")?.as_str()?.to_string(),
-        artifact_location: v
-            .get("artifact_location")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .into(),
-        lifecycle_stage: v
-            .get("lifecycle_stage")
-            .and_then(Value::as_str)
-            .unwrap_or("active")
-            .into(),
-        creation_time: v.get("creation_time").and_then(json_i64),
-        last_update_time: v.get("last_update_time").and_then(json_i64),
-        tags: kv_map(v.get("tags")),
-    })
-}
-
-fn parse_run_info(v: &Value) -> Option<RunInfo> {
-    let s = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let run_id = v
-        .get("run_id")
-        .or_else(|| v.get("run_uuid"))
-        .and_then(Value::as_str)?
-        .to_string();
-    Some(RunInfo {
-        run_id,
-        experiment_id: v.get("experiment_id").and_then(json_string)?,
-        run_name: s("run_name"),
-        user_id: s("user_id"),
-        status: v
-            .get("status")
-            .and_then(Value::as_str)
-            .and_then(RunStatus::from_name)
-            .unwrap_or(RunStatus::Running),
-        start_time: v.get("start_time").and_then(json_i64).unwrap_or(0),
-        end_time: v.get("end_time").and_then(json_i64),
-        artifact_uri: s("artifact_uri"),
-        lifecycle_stage: v
-            .get("lifecycle_stage")
-            .and_then(Value::as_str)
-            .unwrap_or("active")
-            .into(),
-    })
-}
-
-fn parse_metric(v: &Value) -> Option<Metric> {
-    Some(Metric {
-        key: v.get("key")?.as_str()?.to_string(),
-        value: v.get("value").and_then(json_f64)?,
-        timestamp: v.get("timestamp").and_then(json_i64).unwrap_or(0),
-        step: v.get("step").and_then(json_i64).unwrap_or(0),
-    })
-}
-
-fn parse_run(v: &Value) -> Option<Run> {
-    let info = parse_run_info(v.get("info")?)?;
-    let data = v.get("data");
-    let mut metrics = std::collections::BTreeMap::new();
-    for m in data
-        .and_then(|d| d.get("metrics"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let m = parse_metric(m)?;
-        metrics.insert(m.key.clone(), m);
+impl Default for TrackingSettings {
+    fn default() -> Self {
+        TrackingSettings {
+            username: None,
+            password: None,
+            token: None,
+            insecure_tls: false,
+            ca_bundle: None,
+            timeout: Duration::from_secs(120),
+            retry: RetryPolicy::default(),
+        }
     }
-    let params: Vec<Param> = kv_map(data.and_then(|d| d.get("params")))
-        .into_iter()
-        .map(|(key, value)| Param { key, value })
-        .collect();
-    let mut inputs = Vec::new();
-    for di in v
-        .pointer("/inputs/dataset_inputs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(ds) = di.get("dataset") else {
-            continue;
-        };
-        let s = |k: &str| ds.get(k).and_then(Value::as_str).map(str::to_string);
-        inputs.push(DatasetInput {
-            name: s("name").unwrap_or_default(),
-            digest: s("digest").unwrap_or_default(),
-            source_type: s("source_type").unwrap_or_default(),
-            source: s("source").unwrap_or_default(),
-            schema: s("schema"),
-            profile: s("profile"),
-            context: kv_map(di.get("tags")).remove(TAG_DATASET_CONTEXT),
-        });
+}
+
+impl fmt::Debug for TrackingSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mask = |s: &Option<String>| s.as_ref().map(|_| "****");
+        f.debug_struct("TrackingSettings")
+            .field("username", &self.username)
+            .field("password", &mask(&self.password))
+            .field("token", &mask(&self.token))
+            .field("insecure_tls", &self.insecure_tls)
+            .field("ca_bundle", &self.ca_bundle)
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .finish()
     }
-    Some(Run {
-        info,
-        metrics,
-        params: params.into_iter().map(|p| (p.key, p.value)).collect(),
-        tags: kv_map(data.and_then(|d| d.get("tags"))),
-        inputs,
-    })
 }
 
 #[cfg(test)]
@@ -1119,6 +957,20 @@ mod tests {
 
     use super::*;
     use crate::tracking::testserver::{MockServer, Reply};
+    use crate::tracking::Param;
+
+    #[test]
+    fn settings_debug_masks_secrets() {
+        let s = TrackingSettings {
+            username: Some("bob".into()),
+            password: Some("hunter2".into()),
+            token: Some("tok123".into()),
+            ..TrackingSettings::default()
+        };
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("hunter2") && !dbg.contains("tok123"), "{dbg}");
+        assert!(dbg.contains("bob"));
+    }
 
     fn fast_settings() -> TrackingSettings {
         TrackingSettings {
@@ -1140,25 +992,6 @@ mod tests {
             "lifecycle_stage": "active"
         }, "data": { "tags": [{ "key": "mlflow.runName", "value": "r" }] } } })
         .to_string()
-    }
-
-    #[test]
-    fn retry_delays_grow_exponentially_and_are_capped() {
-        let p = RetryPolicy {
-            max_retries: 7,
-            backoff_factor: Duration::from_secs(2),
-            backoff_cap: Duration::from_secs(60),
-            jitter: Duration::ZERO,
-        };
-        let mut rng = rand::thread_rng();
-        let delays: Vec<u64> = (1..=7).map(|n| p.delay(n, &mut rng).as_secs()).collect();
-        assert_eq!(delays, [2, 4, 8, 16, 32, 60, 60]);
-        let j = RetryPolicy {
-            jitter: Duration::from_millis(500),
-            ..p
-        };
-        let d = j.delay(1, &mut rng);
-        assert!(d >= Duration::from_secs(2) && d <= Duration::from_millis(2500));
     }
 
     #[test]
@@ -1395,8 +1228,6 @@ mod tests {
         assert_eq!(m(f64::INFINITY)["value"], "Infinity");
         assert_eq!(m(f64::NEG_INFINITY)["value"], "-Infinity");
         assert_eq!(m(0.5)["value"], 0.5);
-        assert!(json_f64(&json!("NaN")).unwrap().is_nan());
-        assert_eq!(json_i64(&json!("17")), Some(17));
     }
 
     #[test]
