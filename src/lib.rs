@@ -2,7 +2,7 @@
 //!
 //! The library behind the `recflow` binary. The core: ETL of rating data into Parquet
 //! ([`data`]), model families ([`model`]), evaluation and the metric registry ([`eval`]), MLflow
-//! tracking ([`tracking`]) and serving ([`serve`]). Above it, the pipeline layer ([`pipeline`]:
+//! tracking ([`tracking`]) and serving (`serve`). Above it, the pipeline layer (`pipeline`:
 //! searches, selection, experiments and their run trees), settings resolved once
 //! ([`settings`], [`spec`]), the output layer ([`output`]) and the commands ([`commands`]). The
 //! binary only parses arguments and prints errors.
@@ -30,14 +30,14 @@
 pub mod cli;
 pub mod commands;
 pub mod data;
-pub mod eda;
+pub(crate) mod eda;
 pub mod eval;
 pub mod model;
-pub mod names;
+pub(crate) mod names;
 pub mod output;
-pub mod pipeline;
+pub(crate) mod pipeline;
 pub mod progress;
-pub mod serve;
+pub(crate) mod serve;
 pub mod settings;
-pub mod spec;
+pub(crate) mod spec;
 pub mod tracking;

@@ -29,15 +29,6 @@ pub const FONT_CANDIDATES: &[&str] = &[
 /// Whether a regular face has been registered (plotters keeps fonts in a process-wide table).
 static LOADED: Mutex<bool> = Mutex::new(false);
 
-/// Registers the font at `path` (and a bold face beside it, when one is found) for all plots,
-/// replacing any font registered before.
-pub fn use_font_file(path: &Path) -> Result<(), EdaError> {
-    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-    register(path)?;
-    *loaded = true;
-    Ok(())
-}
-
 /// Makes sure a font is registered, trying [`FONT_CANDIDATES`] on first use.
 pub(crate) fn ensure_font() -> Result<(), EdaError> {
     let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
@@ -108,13 +99,10 @@ mod tests {
     }
 
     #[test]
-    fn use_font_file_rejects_a_file_that_is_not_a_font() {
+    fn a_file_that_is_not_a_font_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("not-a-font.ttf");
         std::fs::write(&path, b"hello").unwrap();
-        assert!(matches!(
-            use_font_file(&path),
-            Err(EdaError::BadFont { .. })
-        ));
+        assert!(matches!(register(&path), Err(EdaError::BadFont { .. })));
     }
 }

@@ -14,10 +14,9 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-pub use font::{use_font_file, FONT_CANDIDATES};
-pub use plots::{grid_heatmap, learning_curves, CurvePoint, GridCell, LearningSeries};
-pub use report::{stats_table, write_report, ReportFiles};
-pub use stats::{compute_stats, compute_stats_for, EdaStats};
+pub use plots::{grid_heatmap, learning_curves, GridCell, LearningSeries};
+pub use report::{stats_table, write_report};
+pub use stats::compute_stats;
 
 /// Errors drawing plots or writing the report.
 #[derive(Debug, Error)]

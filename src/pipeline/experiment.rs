@@ -17,7 +17,7 @@ use crate::data::cache::{self, CacheError, Prepared};
 use crate::data::etl::EtlSettings;
 use crate::data::store::{self, Dataset, StoreError};
 use crate::eval::keys::Split;
-use crate::model::artifact::{ArtifactError, ModelMetadata};
+use crate::model::artifact::ArtifactError;
 use crate::pipeline::observer::{Observer, Role, Step};
 use crate::pipeline::report::{leaderboard, warnings, Leaderboard, Warning};
 use crate::pipeline::saved::{saved_model, ModelContext};
@@ -147,7 +147,6 @@ pub struct Report {
     pub best_run_id: Option<String>,
     pub experiment_id: String,
     pub prepared: Prepared,
-    pub metadata: ModelMetadata,
     /// The first tracking failure, when logging had trouble (results are still local).
     pub tracking_warning: Option<String>,
 }
@@ -778,7 +777,6 @@ fn run_logged(
         best_run_id,
         experiment_id: experiment_id.to_string(),
         prepared: prepared.clone(),
-        metadata,
         tracking_warning: warning,
     })
 }

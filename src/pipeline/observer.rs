@@ -42,5 +42,7 @@ pub trait Observer: Send {
 }
 
 /// An observer that ignores everything.
+#[cfg(test)]
 pub struct Silent;
+#[cfg(test)]
 impl Observer for Silent {}

@@ -348,7 +348,6 @@ mod tests {
 
     fn trial(point: Config, ndcg: f64, history: Vec<IterationRecord>) -> Trial {
         Trial {
-            index: 0,
             point,
             used: Config::new(),
             metrics: vec![("val_ndcg_at_10".into(), ndcg)],
@@ -375,7 +374,6 @@ mod tests {
                 n_items: 1,
             }),
             final_used: Config::new(),
-            final_history: Vec::new(),
             test: EvalReport {
                 k: 10,
                 threshold: None,

@@ -166,7 +166,6 @@ impl PipelineSettings {
 /// One configuration's fits (repeats) and their validation figures.
 #[derive(Debug, Clone)]
 pub struct Trial {
-    pub index: usize,
     pub point: Config,
     /// Every parameter the model used, as written in a spec.
     pub used: Config,
@@ -213,7 +212,6 @@ pub struct EntryOutcome {
     pub ranked: bool,
     pub final_model: std::sync::Arc<dyn Recommender>,
     pub final_used: Config,
-    pub final_history: Vec<IterationRecord>,
     pub test: EvalReport,
     pub fit_seconds: f64,
     pub eval_seconds: f64,
@@ -496,7 +494,6 @@ fn run_in_pool(
                     c.label()
                 );
                 trials.push(Trial {
-                    index: c.index,
                     point: c.point.clone(),
                     used,
                     metrics: d.metrics.clone(),
@@ -548,7 +545,6 @@ fn run_in_pool(
             }
             let (metrics, sd) = mean_sd(&per_repeat);
             let trial = Trial {
-                index: c.index,
                 point: c.point.clone(),
                 used: c.plans[0].used_params(),
                 metrics,
@@ -603,7 +599,7 @@ fn run_in_pool(
         // Without a validation split the selected trial is the final model, unless it was
         // finished by an earlier run (resumed) and must be fitted again.
         let refit = h.selected_on == Split::Val || best_model.is_none();
-        let (final_model, final_history, fit_seconds, final_used) = if refit {
+        let (final_model, _history, fit_seconds, final_used) = if refit {
             let plan = match trials[b].best_iteration {
                 // Early stopping kept an earlier iteration: the final refit stops there too.
                 Some(it) => {
@@ -660,7 +656,6 @@ fn run_in_pool(
             ranked,
             final_model: final_model.into(),
             final_used,
-            final_history,
             test,
             fit_seconds,
             eval_seconds: t0.elapsed().as_secs_f64(),

@@ -37,10 +37,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 
-pub use error::{ApiError, LoadError, ServeError};
-pub use model::ServingModel;
-pub use server::{run_server, run_server_with, serve, serve_on, ServeSettings};
-pub use state::{dir_loader, AppState, LoadedModel, ModelLoader, ReloadRequest};
+pub use error::ServeError;
+pub use server::{run_server, ServeSettings};
+pub use state::AppState;
 
 /// The router for `state`: every route, the request timeout (not on admin routes, whose model
 /// loads may take longer), the body limit, JSON 404/405 answers and the request counters.

@@ -127,10 +127,6 @@ impl ServingModel {
         self.item_ids.len()
     }
 
-    pub fn metadata(&self) -> &ModelMetadata {
-        &self.metadata
-    }
-
     /// What `/v1/model` shows.
     pub fn info(&self) -> ModelInfo<'_> {
         let m = &self.metadata;

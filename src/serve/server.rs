@@ -87,17 +87,6 @@ impl ServeSettings {
     }
 }
 
-/// Listens on `settings`' address and serves `state` until `shutdown` completes, then lets
-/// in-flight requests finish.
-pub async fn serve(
-    settings: &ServeSettings,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let listener = bind(settings.socket_addr()?).await?;
-    serve_on(listener, state, shutdown).await
-}
-
 /// As [`serve`], on a listener the caller bound (port 0 in tests, for example).
 pub async fn serve_on(
     listener: TcpListener,

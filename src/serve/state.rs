@@ -101,6 +101,7 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    #[cfg(test)]
     /// State for `settings`, loading models from folders (`settings.model_dir` by default). No
     /// model is loaded yet: call [`AppState::install`] or [`AppState::reload`].
     pub fn new(settings: &ServeSettings) -> Self {
@@ -126,6 +127,7 @@ impl AppState {
 
     /// Serves `model` from now on; requests already running finish on the model they started
     /// with.
+    #[cfg(test)]
     pub fn install(&self, model: SavedModel, source: impl Into<String>) -> Arc<ServingModel> {
         self.install_prepared(Arc::new(ServingModel::new(model, source)))
     }

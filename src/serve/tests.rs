@@ -12,6 +12,7 @@ use ndarray::Array2;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+use super::state::ReloadRequest;
 use super::*;
 use crate::data::interactions::Interactions;
 use crate::model::als::family::FactorModel;
