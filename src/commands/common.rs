@@ -153,6 +153,9 @@ pub fn print_results(
                 w.entry, board.selection_key, d, b.entry
             ))?;
         }
+        for c in &board.comparisons {
+            out.line(format!("  {}", c.sentence()))?;
+        }
     }
     if let Some(w) = outcome.winner.map(|i| &outcome.entries[i]) {
         let metrics = w.test.metrics(Split::Test);

@@ -5,7 +5,7 @@ use crate::cli::{TrainAlsArgs, TrainArgs};
 use crate::commands::common::{load_data, print_results, results_json};
 use crate::commands::{Context, Interrupted};
 use crate::pipeline::progress::ProgressObserver;
-use crate::pipeline::report::{leaderboard, warnings};
+use crate::pipeline::report::{warnings, with_comparisons};
 use crate::pipeline::saved::{saved_model, ModelContext};
 use crate::pipeline::train::{self, TrainError};
 use crate::settings::{resolve_train, resolve_train_als, TrainCommand};
@@ -33,7 +33,7 @@ fn run_pipeline(ctx: &Context, s: &TrainCommand) -> anyhow::Result<()> {
         }
         r => r?,
     };
-    let board = leaderboard(&s.pipeline, &outcome);
+    let board = with_comparisons(&s.pipeline, &outcome);
     let warns = warnings(&s.pipeline, &outcome);
     let Some(w) = outcome.winner else {
         anyhow::bail!(

@@ -79,14 +79,33 @@ impl RatingMetrics {
     }
 }
 
+/// One user's rating errors over their scored test pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct UserErrors {
+    pub user: u32,
+    pub pairs: u32,
+    pub sq_err: f64,
+    pub abs_err: f64,
+}
+
 /// Errors of `predict(user, item)` against every test rating whose user and item are `known`.
 pub fn rating_metrics(
     test: &Interactions,
     known: &Known,
     predict: impl Fn(u32, u32) -> f32,
 ) -> RatingMetrics {
+    rating_metrics_per_user(test, known, predict).0
+}
+
+/// [`rating_metrics`] and each scored user's errors (users ascending).
+pub fn rating_metrics_per_user(
+    test: &Interactions,
+    known: &Known,
+    predict: impl Fn(u32, u32) -> f32,
+) -> (RatingMetrics, Vec<UserErrors>) {
     let mut m = RatingMetrics::default();
     let (mut se, mut ae) = (0f64, 0f64);
+    let mut per_user = vec![UserErrors::default(); test.n_users];
     for k in 0..test.len() {
         let (u, i) = (test.user[k], test.item[k]);
         if !known.user(u) || !known.item(i) {
@@ -102,13 +121,26 @@ pub fn rating_metrics(
         se += e * e;
         ae += e.abs();
         m.scored_pairs += 1;
+        let slot = &mut per_user[u as usize];
+        slot.pairs += 1;
+        slot.sq_err += e * e;
+        slot.abs_err += e.abs();
     }
     if m.scored_pairs > 0 {
         let n = m.scored_pairs as f64;
         m.rmse = Some((se / n).sqrt());
         m.mae = Some(ae / n);
     }
-    m
+    let per_user = per_user
+        .into_iter()
+        .enumerate()
+        .filter(|(_, e)| e.pairs > 0)
+        .map(|(u, e)| UserErrors {
+            user: u as u32,
+            ..e
+        })
+        .collect();
+    (m, per_user)
 }
 
 /// The relevant test items of each user that has any: users ascending, items sorted ascending
@@ -223,6 +255,31 @@ impl RankingMetrics {
     }
 }
 
+/// One user's ranking figures at K, kept for intervals and paired tests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UserRanking {
+    pub user: u32,
+    /// The user's relevant test items.
+    pub relevant: u32,
+    pub precision: f64,
+    pub recall: f64,
+    pub ndcg: f64,
+    pub average_precision: f64,
+}
+
+impl UserRanking {
+    /// The value behind a ranking metric's split-free base name (`ndcg`), if it is per user.
+    pub fn value(&self, base: &str) -> Option<f64> {
+        match base {
+            "precision" => Some(self.precision),
+            "recall" => Some(self.recall),
+            "ndcg" => Some(self.ndcg),
+            "map" => Some(self.average_precision),
+            _ => None,
+        }
+    }
+}
+
 /// Adds users one at a time, so top-K lists can be consumed as they are produced.
 #[derive(Debug, Clone)]
 pub struct RankingAccumulator {
@@ -232,6 +289,7 @@ pub struct RankingAccumulator {
     unscored: usize,
     recommended: Vec<bool>,
     distinct: usize,
+    per_user: Vec<UserRanking>,
 }
 
 impl RankingAccumulator {
@@ -244,15 +302,24 @@ impl RankingAccumulator {
             unscored: 0,
             recommended: vec![false; n_items],
             distinct: 0,
+            per_user: Vec::new(),
         }
     }
 
     /// One user with a non-empty relevant set (sorted ascending, no duplicates): `None` when
     /// the model cannot score the user, who then counts 0.
-    pub fn add(&mut self, recommended: Option<&[u32]>, relevant: &[u32]) {
+    pub fn add(&mut self, user: u32, recommended: Option<&[u32]>, relevant: &[u32]) {
         self.users += 1;
         let Some(list) = recommended else {
             self.unscored += 1;
+            self.per_user.push(UserRanking {
+                user,
+                relevant: relevant.len() as u32,
+                precision: 0.0,
+                recall: 0.0,
+                ndcg: 0.0,
+                average_precision: 0.0,
+            });
             return;
         };
         for &i in list.iter().take(self.k) {
@@ -268,6 +335,21 @@ impl RankingAccumulator {
         self.sums.recall += m.recall;
         self.sums.ndcg += m.ndcg;
         self.sums.average_precision += m.average_precision;
+        self.per_user.push(UserRanking {
+            user,
+            relevant: relevant.len() as u32,
+            precision: m.precision,
+            recall: m.recall,
+            ndcg: m.ndcg,
+            average_precision: m.average_precision,
+        });
+    }
+
+    /// Each added user's figures, users ascending.
+    pub fn per_user(&self) -> Vec<UserRanking> {
+        let mut out = self.per_user.clone();
+        out.sort_by_key(|u| u.user);
+        out
     }
 
     /// Averages over the users added; all zero when there were none.
@@ -364,8 +446,8 @@ mod tests {
     #[test]
     fn unscored_users_count_zero_and_stay_in_the_average() {
         let mut acc = RankingAccumulator::new(2, 4);
-        acc.add(Some(&[0, 1]), &[0]);
-        acc.add(None, &[3]);
+        acc.add(0, Some(&[0, 1]), &[0]);
+        acc.add(1, None, &[3]);
         let m = acc.finish();
         assert_eq!((m.users, m.unscored_users), (2, 1));
         assert!(close(m.precision, 0.25));
@@ -413,6 +495,21 @@ mod tests {
     }
 
     #[test]
+    fn per_user_errors_add_up_to_the_totals() {
+        let train = table(&[(0, 0, 4.0), (0, 1, 3.0), (1, 1, 3.0)], 3, 3);
+        let test = table(&[(1, 0, 1.0), (0, 1, 5.0), (0, 0, 2.0), (2, 0, 3.0)], 3, 3);
+        let (m, per) = rating_metrics_per_user(&test, &Known::from_train(&train), |_, _| 3.0);
+        // User 2 has no training rating: not scored, not listed.
+        assert_eq!(per.iter().map(|e| e.user).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!((per[0].pairs, per[1].pairs), (2, 1));
+        assert!(close(per[0].sq_err, 4.0 + 1.0) && close(per[1].sq_err, 4.0));
+        let n: u32 = per.iter().map(|e| e.pairs).sum();
+        let se: f64 = per.iter().map(|e| e.sq_err).sum();
+        assert_eq!(n as usize, m.scored_pairs);
+        assert!(close((se / f64::from(n)).sqrt(), m.rmse.unwrap()));
+    }
+
+    #[test]
     fn rmse_and_mae_are_absent_when_nothing_is_scored() {
         let train = table(&[(0, 0, 4.0)], 2, 2);
         let test = table(&[(1, 1, 5.0)], 2, 2);
@@ -435,17 +532,23 @@ mod tests {
             users in proptest::collection::vec(arb_user(), 1..8), k in 1usize..15
         ) {
             let mut acc = RankingAccumulator::new(k, 30);
-            for (rec, rel) in &users {
+            for (u, (rec, rel)) in users.iter().enumerate().rev() {
                 let m = user_metrics(rec, rel, k);
                 for v in [m.precision, m.recall, m.ndcg, m.average_precision] {
                     prop_assert!((0.0..=1.0 + 1e-12).contains(&v), "{m:?}");
                 }
-                acc.add(Some(rec), rel);
+                acc.add(u as u32, Some(rec), rel);
             }
             let m = acc.finish();
             for v in [m.precision, m.recall, m.ndcg, m.map, m.coverage] {
                 prop_assert!((0.0..=1.0 + 1e-12).contains(&v), "{m:?}");
             }
+            // The per-user figures are the ones averaged, users ascending.
+            let per = acc.per_user();
+            prop_assert!(per.windows(2).all(|w| w[0].user < w[1].user));
+            let mean = |f: fn(&UserRanking) -> f64| per.iter().map(f).sum::<f64>() / per.len() as f64;
+            prop_assert!((mean(|u| u.ndcg) - m.ndcg).abs() < 1e-12);
+            prop_assert!((mean(|u| u.average_precision) - m.map).abs() < 1e-12);
         }
 
         #[test]

@@ -10,6 +10,7 @@
 
 pub mod keys;
 pub mod metrics;
+pub mod stats;
 pub mod topk;
 
 use thiserror::Error;
@@ -18,7 +19,11 @@ use crate::data::interactions::Interactions;
 use crate::model::family::Recommender;
 use crate::model::recommend::for_each_top;
 use keys::Split;
-use metrics::{rating_metrics, Known, RankingAccumulator, RankingMetrics, RatingMetrics, TestSets};
+use metrics::{
+    rating_metrics_per_user, Known, RankingAccumulator, RankingMetrics, RatingMetrics, TestSets,
+    UserErrors, UserRanking,
+};
+use stats::{Bootstrap, Interval};
 use topk::{TopKError, TopKOptions};
 
 /// Errors from [`evaluate`].
@@ -83,6 +88,17 @@ pub struct EvalReport {
     pub rating: Option<RatingMetrics>,
     /// `None` when the model does not rank (a global mean).
     pub ranking: Option<RankingMetrics>,
+    /// Each evaluated user's figures, for intervals and paired tests.
+    pub per_user: PerUser,
+}
+
+/// Per-user figures of one evaluation, users ascending in each list.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PerUser {
+    /// Users with a relevant test item (empty when the model does not rank).
+    pub ranking: Vec<UserRanking>,
+    /// Users with a scored test pair (empty when the model predicts no ratings).
+    pub rating: Vec<UserErrors>,
 }
 
 impl EvalReport {
@@ -105,6 +121,39 @@ impl EvalReport {
             .into_iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v)
+    }
+
+    /// 95% bootstrap intervals over users of every per-user metric, by split-free name
+    /// (`ndcg_at_10`, `rmse`): ranking means, and RMSE and MAE as ratios over the users' pairs.
+    pub fn intervals(&self, boot: Bootstrap) -> Vec<(String, Interval)> {
+        let mut out = Vec::new();
+        let r = &self.per_user.rating;
+        if !r.is_empty() {
+            let pairs: Vec<f64> = r.iter().map(|e| f64::from(e.pairs)).collect();
+            let sq: Vec<f64> = r.iter().map(|e| e.sq_err).collect();
+            let abs: Vec<f64> = r.iter().map(|e| e.abs_err).collect();
+            let (rmse, mae) = stats::rmse_mae_ci(&sq, &abs, &pairs, boot);
+            out.extend(rmse.map(|ci| ("rmse".to_string(), ci)));
+            out.extend(mae.map(|ci| ("mae".to_string(), ci)));
+        }
+        if self.ranking.is_some() {
+            let bases = ["precision", "recall", "ndcg", "map"];
+            let columns: Vec<Vec<f64>> = bases.iter().map(|b| self.per_user_values(b)).collect();
+            let refs: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
+            for (base, ci) in bases.iter().zip(stats::means_ci(&refs, boot)) {
+                out.extend(ci.map(|ci| (metrics::metric_name(base, self.k), ci)));
+            }
+        }
+        out
+    }
+
+    /// The per-user values of the ranking metric `base` (`ndcg`), users ascending.
+    pub fn per_user_values(&self, base: &str) -> Vec<f64> {
+        self.per_user
+            .ranking
+            .iter()
+            .filter_map(|u| u.value(base))
+            .collect()
     }
 
     /// Counts behind the figures (not metrics): `users_evaluated` (users with a relevant test
@@ -180,15 +229,23 @@ pub fn evaluate_with_history(
     }
 
     let known = Known::from_train(train);
-    let rating = model
-        .predicts_ratings()
-        .then(|| rating_metrics(test, &known, |u, i| model.predict(u, i).unwrap_or(f32::NAN)));
+    let (rating, rating_users) = if model.predicts_ratings() {
+        let (m, per) =
+            rating_metrics_per_user(test, &known, |u, i| model.predict(u, i).unwrap_or(f32::NAN));
+        (Some(m), per)
+    } else {
+        (None, Vec::new())
+    };
     if !model.ranks() {
         return Ok(EvalReport {
             k,
             threshold: settings.threshold,
             rating,
             ranking: None,
+            per_user: PerUser {
+                ranking: Vec::new(),
+                rating: rating_users,
+            },
         });
     }
 
@@ -208,19 +265,23 @@ pub fn evaluate_with_history(
         |_, list| {
             if let Some(&s) = next.next() {
                 let items: Vec<u32> = list.iter().map(|p| p.0).collect();
-                acc.add(Some(&items), &sets.items[s]);
+                acc.add(sets.users[s], Some(&items), &sets.items[s]);
             }
             Ok::<(), EvalError>(())
         },
     )?;
     for &s in &unscored {
-        acc.add(None, &sets.items[s]);
+        acc.add(sets.users[s], None, &sets.items[s]);
     }
     Ok(EvalReport {
         k,
         threshold: settings.threshold,
         rating,
         ranking: Some(acc.finish()),
+        per_user: PerUser {
+            ranking: acc.per_user(),
+            rating: rating_users,
+        },
     })
 }
 

@@ -19,7 +19,7 @@ use crate::data::store::{self, Dataset, StoreError};
 use crate::eval::keys::Split;
 use crate::model::artifact::ArtifactError;
 use crate::pipeline::observer::{Observer, Role, Step};
-use crate::pipeline::report::{leaderboard, warnings, Leaderboard, Warning};
+use crate::pipeline::report::{warnings, with_comparisons, Leaderboard, Warning};
 use crate::pipeline::saved::{saved_model, ModelContext};
 use crate::pipeline::search::{self, Candidate, Entry};
 use crate::pipeline::train::{self, EntryOutcome, Outcome, PipelineSettings, TrainError, Trial};
@@ -169,6 +169,9 @@ struct TrackingObserver<'a> {
     scratch: PathBuf,
     /// Seconds spent sending to the tracking store.
     log_seconds: f64,
+    bootstrap: crate::eval::stats::Bootstrap,
+    /// Original user ids, for the per-user artifact.
+    user_ids: &'a [String],
 }
 
 impl TrackingObserver<'_> {
@@ -383,16 +386,55 @@ impl Observer for TrackingObserver<'_> {
             .chain(trial.metrics.iter().cloned())
             .map(|(k, v)| Metric::new(k, v, 0))
             .collect();
+        for (k, ci) in &outcome.test_ci {
+            let key = format!("{}_{k}", Split::Test);
+            metrics.push(Metric::new(format!("{key}_ci_low"), ci.low, 0));
+            metrics.push(Metric::new(format!("{key}_ci_high"), ci.high, 0));
+        }
         metrics.push(Metric::new("fit_seconds", outcome.fit_seconds, 0));
         metrics.push(Metric::new("eval_seconds", outcome.eval_seconds, 0));
         let tags = vec![Tag::new(
             crate::tracking::TAG_SELECTED_CONFIG,
             search::label(&trial.point),
         )];
-        let artifacts = vec![(
-            "eval/counts_test.json".to_string(),
-            counts_json(&outcome.test.counts()),
-        )];
+        let boot = self.bootstrap;
+        // Per-user figures, for paired comparisons of runs later (`eval/per_user_test.parquet`).
+        if let Some(id) = self.child.clone() {
+            let t0 = std::time::Instant::now();
+            let dir = self.scratch.join(&id).join("eval");
+            let path = dir.join("per_user_test.parquet");
+            let written = fs::create_dir_all(&dir)
+                .map_err(|e| e.to_string())
+                .and_then(|_| {
+                    crate::pipeline::saved::write_per_user(&path, &outcome.test, self.user_ids)
+                        .map_err(|e| e.to_string())
+                });
+            match written {
+                Ok(()) => {
+                    let r = self.tracker.log_artifact(&id, &path, Some("eval"));
+                    self.keep(r);
+                }
+                Err(e) => tracing::warn!("per-user figures not saved: {e}"),
+            }
+            self.log_seconds += t0.elapsed().as_secs_f64();
+        }
+        let artifacts = vec![
+            (
+                "eval/counts_test.json".to_string(),
+                counts_json(&outcome.test.counts()),
+            ),
+            (
+                "eval/intervals_test.json".to_string(),
+                serde_json::json!({
+                    "method": "percentile bootstrap over test users, 95%",
+                    "resamples": boot.resamples,
+                    "seed": boot.seed,
+                    "intervals": outcome.test_ci.iter().map(|(k, ci)| serde_json::json!({
+                        "key": format!("{}_{k}", Split::Test), "low": ci.low, "high": ci.high,
+                    })).collect::<Vec<_>>(),
+                }),
+            ),
+        ];
         if let Some(id) = self.finish_child(metrics, tags, &artifacts) {
             self.finals.insert(outcome.entry, id);
         }
@@ -669,6 +711,8 @@ fn run_logged(
         inner,
         scratch: scratch.path().join("children"),
         log_seconds: 0.0,
+        bootstrap: s.pipeline.bootstrap(),
+        user_ids: &ds.user_ids,
     };
     let outcome = train::run(&s.pipeline, &ds.interactions, fixed_test, &mut observer)?;
     let children = std::mem::take(&mut observer.children);
@@ -677,7 +721,7 @@ fn run_logged(
     let log_seconds = observer.log_seconds;
     drop(observer);
 
-    let board = leaderboard(&s.pipeline, &outcome);
+    let board = with_comparisons(&s.pipeline, &outcome);
     let warns = warnings(&s.pipeline, &outcome);
     let winner = outcome
         .winner
@@ -809,6 +853,7 @@ fn note(
             w.entry, b.entry, board.selection_key, d
         ));
     }
+    md.push_str(&board.comparisons_markdown());
     if !warns.is_empty() {
         md.push_str("\n**Warnings**\n\n");
         for w in warns {

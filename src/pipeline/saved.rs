@@ -147,3 +147,77 @@ pub fn mlmodel(run_id: &str, meta: &ModelMetadata) -> String {
         }],
     )
 }
+
+/// Writes an evaluation's per-user figures as Parquet (`eval/per_user_<split>.parquet`): one row
+/// per user with original ids; ranking columns (`relevant`, `precision_at_K`, `recall_at_K`,
+/// `ndcg_at_K`, `map_at_K`) and rating columns (`pairs`, `sq_err`, `abs_err`) are null where
+/// the user was not evaluated that way.
+pub fn write_per_user(
+    path: &std::path::Path,
+    report: &crate::eval::EvalReport,
+    user_ids: &[String],
+) -> Result<(), crate::data::store::StoreError> {
+    use polars::prelude::Column;
+    use std::collections::BTreeMap;
+    let (rank, rate) = (&report.per_user.ranking, &report.per_user.rating);
+    let mut users: BTreeMap<u32, (Option<usize>, Option<usize>)> = BTreeMap::new();
+    for (i, u) in rank.iter().enumerate() {
+        users.entry(u.user).or_default().0 = Some(i);
+    }
+    for (i, e) in rate.iter().enumerate() {
+        users.entry(e.user).or_default().1 = Some(i);
+    }
+    let ids: Vec<String> = users
+        .keys()
+        .map(|&u| {
+            user_ids
+                .get(u as usize)
+                .cloned()
+                .unwrap_or_else(|| u.to_string())
+        })
+        .collect();
+    let r = |f: fn(&crate::eval::metrics::UserRanking) -> f64| -> Vec<Option<f64>> {
+        users
+            .values()
+            .map(|(i, _)| i.map(|i| f(&rank[i])))
+            .collect()
+    };
+    let e = |f: fn(&crate::eval::metrics::UserErrors) -> f64| -> Vec<Option<f64>> {
+        users
+            .values()
+            .map(|(_, i)| i.map(|i| f(&rate[i])))
+            .collect()
+    };
+    let k = report.k;
+    let mut cols = vec![Column::new("user_id".into(), ids)];
+    if report.ranking.is_some() {
+        let relevant: Vec<Option<u32>> = users
+            .values()
+            .map(|(i, _)| i.map(|i| rank[i].relevant))
+            .collect();
+        cols.push(Column::new("relevant".into(), relevant));
+        cols.push(Column::new(
+            format!("precision_at_{k}").into(),
+            r(|u| u.precision),
+        ));
+        cols.push(Column::new(
+            format!("recall_at_{k}").into(),
+            r(|u| u.recall),
+        ));
+        cols.push(Column::new(format!("ndcg_at_{k}").into(), r(|u| u.ndcg)));
+        cols.push(Column::new(
+            format!("map_at_{k}").into(),
+            r(|u| u.average_precision),
+        ));
+    }
+    if report.rating.is_some() {
+        let pairs: Vec<Option<u32>> = users
+            .values()
+            .map(|(_, i)| i.map(|i| rate[i].pairs))
+            .collect();
+        cols.push(Column::new("pairs".into(), pairs));
+        cols.push(Column::new("sq_err".into(), e(|u| u.sq_err)));
+        cols.push(Column::new("abs_err".into(), e(|u| u.abs_err)));
+    }
+    crate::data::store::write_parquet(path, cols)
+}

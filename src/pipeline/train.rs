@@ -15,6 +15,7 @@ use thiserror::Error;
 use crate::data::interactions::{Csr, Interactions};
 use crate::data::split::{sample, split, SplitError, SplitParams};
 use crate::eval::keys::{SelectMetric, Split};
+use crate::eval::stats::{Bootstrap, Interval};
 use crate::eval::{evaluate_with_history, EvalError, EvalReport, EvalSettings};
 use crate::model::artifact::SplitSizes;
 use crate::model::family::{
@@ -118,6 +119,16 @@ pub struct PipelineSettings {
     pub done: Vec<Done>,
 }
 
+impl PipelineSettings {
+    /// How intervals and paired tests resample users: 1,000 draws seeded by the run's seed.
+    pub fn bootstrap(&self) -> Bootstrap {
+        Bootstrap {
+            resamples: 1000,
+            seed: self.seed,
+        }
+    }
+}
+
 #[cfg(test)]
 impl PipelineSettings {
     /// Settings for unit tests: a seeded random split, a 10% validation split, no test file.
@@ -213,6 +224,8 @@ pub struct EntryOutcome {
     pub final_model: std::sync::Arc<dyn Recommender>,
     pub final_used: Config,
     pub test: EvalReport,
+    /// 95% bootstrap intervals over test users of the per-user metrics, by split-free name.
+    pub test_ci: Vec<(String, Interval)>,
     pub fit_seconds: f64,
     pub eval_seconds: f64,
     /// The selected trial's model with its factors zeroed scored the same on validation
@@ -648,12 +661,14 @@ fn run_in_pool(
             &h.test,
             &settings.eval,
         )?;
+        let test_ci = test.intervals(settings.bootstrap());
         let outcome = EntryOutcome {
             entry: ei,
             trials,
             best: b,
             select,
             ranked,
+            test_ci,
             final_model: final_model.into(),
             final_used,
             test,

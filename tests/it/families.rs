@@ -207,3 +207,103 @@ fn bad_entries_are_refused_before_any_run() {
     );
     assert!(!d.join("mlruns").exists());
 }
+
+/// Rule: every final model reports 95% intervals over test users, writes its per-user figures,
+/// and is compared user by user with the best baseline (Holm-corrected).
+#[test]
+fn final_models_carry_intervals_per_user_figures_and_a_paired_comparison() {
+    let d = data();
+    d.write(
+        "s.toml",
+        r#"
+[experiment]
+name = "paired"
+
+[data]
+input = "r.json.gz"
+
+[eval]
+k = 10
+select = "ndcg_at_10"
+
+[[models]]
+name = "ease"
+family = "ease"
+lambda = 100.0
+
+[[models]]
+name = "knn"
+family = "item_knn"
+neighbors = 20
+"#,
+    );
+    let out = d.run(&["run", "s.toml", "--json"]).ok().json();
+    let board = &out["leaderboard"];
+    let rows = board["rows"].as_array().unwrap();
+    for r in rows {
+        let test = |k: &str| {
+            r["test"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p[0] == k)
+                .and_then(|p| p[1].as_f64())
+        };
+        let ci = r["test_ci"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c[0] == "test_ndcg_at_10")
+            .unwrap_or_else(|| panic!("no ndcg interval in {r}"));
+        let (lo, hi) = (ci[1].as_f64().unwrap(), ci[2].as_f64().unwrap());
+        let v = test("test_ndcg_at_10").unwrap();
+        assert!(lo <= v + 1e-12 && v <= hi + 1e-12, "{lo} <= {v} <= {hi}");
+    }
+    // Two models against the one baseline: two comparisons, corrected together.
+    let cmp = board["comparisons"].as_array().unwrap();
+    assert_eq!(cmp.len(), 2, "{cmp:?}");
+    for c in cmp {
+        assert_eq!(c["baseline"], "popularity");
+        assert_eq!(c["of"], 2);
+        assert!(c["t_p_holm"].as_f64().unwrap() >= c["t_p"].as_f64().unwrap());
+        let (lo, m, hi) = (
+            c["ci_low"].as_f64().unwrap(),
+            c["mean_diff"].as_f64().unwrap(),
+            c["ci_high"].as_f64().unwrap(),
+        );
+        assert!(lo <= m && m <= hi, "{c}");
+    }
+    // The final child of `ease` logs the interval and the per-user table, whose mean is the
+    // logged figure.
+    let finals: Vec<serde_json::Value> = out["child_run_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| {
+            d.run(&["runs", "show", id.as_str().unwrap(), "--json"])
+                .ok()
+                .json()
+        })
+        .filter(|s| s["run"]["tags"]["recflow.role"] == "final")
+        .collect();
+    assert!(!finals.is_empty());
+    let f = &finals[0];
+    let metric = |k: &str| {
+        let m = &f["run"]["metrics"][k];
+        m.as_f64().or_else(|| m["value"].as_f64())
+    };
+    let ndcg = metric("test_ndcg_at_10").unwrap();
+    assert!(metric("test_ndcg_at_10_ci_low").unwrap() <= ndcg);
+    assert!(metric("test_ndcg_at_10_ci_high").unwrap() >= ndcg);
+    let uri = f["run"]["info"]["artifact_uri"].as_str().unwrap();
+    let path = std::path::PathBuf::from(uri.trim_start_matches("file://"))
+        .join("eval/per_user_test.parquet");
+    use polars::prelude::*;
+    let df = ParquetReader::new(std::fs::File::open(&path).unwrap())
+        .finish()
+        .unwrap();
+    let col = df.column("ndcg_at_10").unwrap().f64().unwrap().clone();
+    let mean = col.mean().unwrap();
+    assert!((mean - ndcg).abs() < 1e-9, "{mean} vs {ndcg}");
+    assert!(df.column("user_id").is_ok());
+}
