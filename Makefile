@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := target/release/recflow
 SAMPLE := data/raw/sample_reviews.json.gz
 
-.PHONY: help setup venv venv-peers test-spark build run ui eda notebook test lint fmt bench bench-etl bench-als bench-tracking bench-serve clean
+.PHONY: help setup venv venv-peers test-spark build run ui eda notebook test lint fmt bench bench-etl bench-als bench-quality bench-tracking bench-serve clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -54,13 +54,16 @@ lint: ## rustfmt check and clippy with warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt
 
-bench: bench-etl bench-als bench-tracking bench-serve ## Run every benchmark
+bench: bench-etl bench-als bench-quality bench-tracking bench-serve ## Run every benchmark
 
 bench-etl: build venv-peers ## ETL on an Electronics-size generated file vs polars-python and PySpark
 	python3 scripts/bench_etl.py
 
 bench-als: build venv venv-peers ## ALS fit time and accuracy vs Spark MLlib and implicit, top-K scoring, BLAS rate
 	python3 scripts/bench_als.py
+
+bench-quality: build venv-peers ## Every model family selected on validation, scored by the peers' evaluator; EASE/kNN vs numpy
+	python3 scripts/bench_quality.py
 
 bench-tracking: build venv ## MLflow logging through recflow vs MLflow's Python client and a minimal HTTP client
 	python3 scripts/bench_tracking.py 50
