@@ -67,6 +67,9 @@ pub struct EvalSettings {
     pub threshold: Option<f32>,
     /// Block shape of the top-K scorer.
     pub topk: TopKOptions,
+    /// Whether rating errors are computed for models that predict ratings. Off for implicit
+    /// feedback (every training rating equal), where RMSE cannot tell models apart.
+    pub ratings: bool,
 }
 
 impl Default for EvalSettings {
@@ -75,6 +78,7 @@ impl Default for EvalSettings {
             k: 10,
             threshold: None,
             topk: TopKOptions::default(),
+            ratings: true,
         }
     }
 }
@@ -229,7 +233,7 @@ pub fn evaluate_with_history(
     }
 
     let known = Known::from_train(train);
-    let (rating, rating_users) = if model.predicts_ratings() {
+    let (rating, rating_users) = if model.predicts_ratings() && settings.ratings {
         let (m, per) =
             rating_metrics_per_user(test, &known, |u, i| model.predict(u, i).unwrap_or(f32::NAN));
         (Some(m), per)

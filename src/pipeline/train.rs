@@ -72,6 +72,10 @@ pub enum TrainError {
     MixedCapabilities { entry: String },
     #[error("no model entry reports the selection metric `{metric}` ({entries}); baselines alone cannot win")]
     NoEntryReports { metric: String, entries: String },
+    #[error(
+        "every training rating is {value}: the data is implicit feedback, so `{metric}` cannot tell models apart"
+    )]
+    NoRatings { metric: String, value: f32 },
     #[error("cannot start {0} worker threads")]
     Threads(usize),
     #[error("stopped by a signal")]
@@ -85,6 +89,9 @@ impl TrainError {
             Self::Shape { source, .. } => source.hint(),
             Self::NoEntryReports { .. } => Some(
                 "choose a metric the models report: ranking metrics (ndcg_at_K, precision_at_K, ...) for implicit and item-item models, rmse or mae for rating models".into(),
+            ),
+            Self::NoRatings { .. } => Some(
+                "select a ranking metric: `eval.select = \"ndcg_at_10\"` in the spec, or `--select ndcg_at_10`".into(),
             ),
             Self::EmptyTraining => {
                 Some("raise `--sample-fraction` or lower `--test-fraction`".into())
@@ -461,6 +468,41 @@ fn run_in_pool(
     observer: &mut dyn Observer,
 ) -> Result<Outcome, TrainError> {
     let h = halves(settings, data, fixed_test)?;
+    // Implicit feedback: rating errors say nothing, so they are neither reported nor selected on.
+    let constant = h
+        .train
+        .rating
+        .first()
+        .copied()
+        .filter(|&v| h.train.rating.iter().all(|&r| r == v));
+    let owned;
+    let settings = match constant {
+        None => settings,
+        Some(value) => {
+            let rating_metric = std::iter::once(&settings.select)
+                .chain(
+                    settings
+                        .entries
+                        .iter()
+                        .filter_map(|e| e.early_stopping.as_ref().map(|s| &s.metric)),
+                )
+                .find(|m| m.is_rating());
+            if let Some(m) = rating_metric {
+                return Err(TrainError::NoRatings {
+                    metric: m.name.clone(),
+                    value,
+                });
+            }
+            owned = PipelineSettings {
+                eval: EvalSettings {
+                    ratings: false,
+                    ..settings.eval
+                },
+                ..settings.clone()
+            };
+            &owned
+        }
+    };
     let shape = DataShape {
         n_users: data.n_users,
         n_items: data.n_items,

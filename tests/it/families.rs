@@ -307,3 +307,51 @@ neighbors = 20
     assert!((mean - ndcg).abs() < 1e-9, "{mean} vs {ndcg}");
     assert!(df.column("user_id").is_ok());
 }
+
+/// Rule: on implicit feedback (no rating column: every rating 1) no rating error is reported, and
+/// selecting on one is refused with the metric to use instead.
+#[test]
+fn implicit_feedback_reports_no_rmse_and_refuses_to_select_on_it() {
+    let d = Dir::new();
+    let mut csv = String::from("user,item\n");
+    for u in 0..60 {
+        for j in 0..8 {
+            csv.push_str(&format!("u{u},i{}\n", (u * 7 + j * 3) % 40));
+        }
+    }
+    d.write("pairs.csv", csv);
+    d.run(&[
+        "etl",
+        "--input",
+        "pairs.csv",
+        "--min-interactions",
+        "1",
+        "--output",
+        "proc",
+    ])
+    .ok();
+    let refused = d
+        .run(&["train", "--family", "biases", "--data", "proc"])
+        .fails_with(1);
+    assert!(
+        refused.stderr.contains("implicit feedback") && refused.stderr.contains("ndcg_at_10"),
+        "{}",
+        refused.stderr
+    );
+    let out = d
+        .run(&[
+            "train",
+            "--family",
+            "biases",
+            "--data",
+            "proc",
+            "--select",
+            "ndcg_at_10",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let test = &out["winner"]["test"];
+    assert!(test["test_ndcg_at_10"].is_number(), "{test}");
+    assert!(test.get("test_rmse").is_none(), "{test}");
+}
