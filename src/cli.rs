@@ -174,7 +174,7 @@ pub enum Command {
     /// Example:
     ///   recflow runs list --experiment quickstart --filter "metrics.rmse < 0.95 and params.rank = '16'"
     ///   recflow runs compare RUN_ID RUN_ID
-    ///   recflow runs best --experiment quickstart --metric ndcg_at_10 --max
+    ///   recflow runs best --experiment quickstart --metric test_ndcg_at_10
     #[command(verbatim_doc_comment)]
     Runs {
         #[command(subcommand)]
@@ -561,15 +561,19 @@ pub enum RunsCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// The run with the best value of a metric.
+    /// The run with the best value of a metric, in the metric's own direction.
     Best {
         #[arg(long)]
         experiment: String,
+        /// A full key: `test_ndcg_at_10` or `metrics.test_ndcg_at_10`.
         #[arg(long)]
         metric: String,
-        /// Highest wins (default: lowest).
-        #[arg(long)]
+        /// Highest wins, whatever the metric's direction.
+        #[arg(long, conflicts_with = "min")]
         max: bool,
+        /// Lowest wins, whatever the metric's direction.
+        #[arg(long)]
+        min: bool,
         #[command(flatten)]
         store: StoreArgs,
     },

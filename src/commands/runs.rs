@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use crate::cli::{ExperimentsCommand, RunsCommand, RunsListArgs, StoreArgs, SyncArgs};
 use crate::commands::common::open_store;
 use crate::commands::Context;
+use crate::eval::keys::{self, Direction};
 use crate::output::{fmt_value, terminal_width, Table};
 use crate::settings::{tracking_connection, tracking_target};
 use crate::tracking::{self, Run, RunQuery, Tracker};
@@ -196,36 +197,31 @@ fn compare(ctx: &Context, ids: &[String], store: &StoreArgs) -> anyhow::Result<(
             .map(|r| r.params.get(p).cloned().unwrap_or_default())
             .collect();
         let differs = vals.iter().collect::<BTreeSet<_>>().len() > 1;
-        let mut row = vec![format!("{}params.{p}", if differs { "≠ " } else { "  " })];
+        let mark = if differs && !store.csv { "≠ " } else { "" };
+        let pad = if store.csv { "" } else { "  " };
+        let mut row = vec![format!(
+            "{}params.{p}",
+            if mark.is_empty() { pad } else { mark }
+        )];
         row.extend(vals);
         rows.push(row);
     }
     for m in metrics {
         let vals: Vec<Option<f64>> = runs.iter().map(|r| r.metric(m)).collect();
-        let lower_better =
-            crate::eval::keys::direction(m) == Some(crate::eval::keys::Direction::Lower);
-        let best = vals
-            .iter()
-            .flatten()
-            .copied()
-            .fold(None, |acc: Option<f64>, v| match acc {
-                None => Some(v),
-                Some(a) => Some(if (lower_better && v < a) || (!lower_better && v > a) {
-                    v
-                } else {
-                    a
-                }),
-            });
-        let mut row = vec![format!("  metrics.{m}")];
+        let best = if store.csv {
+            None
+        } else {
+            best_value(&vals, keys::direction(m))
+        };
+        let pad = if store.csv { "" } else { "  " };
+        let mut row = vec![format!("{pad}metrics.{m}")];
         row.extend(vals.iter().map(|v| match v {
+            // CSV keeps every digit, as `mlflow.search_runs` does.
+            Some(x) if store.csv => x.to_string(),
             Some(x) => format!(
                 "{}{}",
                 fmt_metric(*x),
-                if Some(*x) == best && runs.len() > 1 {
-                    " *"
-                } else {
-                    ""
-                }
+                if Some(*x) == best { " *" } else { "" }
             ),
             None => String::new(),
         }));
@@ -234,21 +230,50 @@ fn compare(ctx: &Context, ids: &[String], store: &StoreArgs) -> anyhow::Result<(
     print_table(ctx, &header, &rows, store.csv)?;
     if !store.csv {
         ctx.out
-            .line("(≠ params differ; * best value of the metric)")?;
+            .line("(≠ params differ; * best value of the metric in its direction, none when all are equal)")?;
     }
     Ok(())
+}
+
+/// The run best on `metric` (a full key, `metrics.` optional), in the registry's direction for
+/// it unless `forced`; a metric the registry does not know needs `--max` or `--min`.
+/// The value to star in a row: the best in the metric's direction, and only when the metric's
+/// direction is known and the values are not all equal.
+fn best_value(vals: &[Option<f64>], direction: Option<Direction>) -> Option<f64> {
+    let d = direction?;
+    let present: Vec<f64> = vals.iter().flatten().copied().collect();
+    let first = *present.first()?;
+    if present.iter().all(|&v| v == first) {
+        return None;
+    }
+    present
+        .into_iter()
+        .reduce(|a, v| if d.better(v, a) { v } else { a })
 }
 
 fn best(
     ctx: &Context,
     experiment: &str,
     metric: &str,
-    max: bool,
+    forced: Option<Direction>,
     store: &StoreArgs,
 ) -> anyhow::Result<()> {
+    let metric = metric.strip_prefix("metrics.").unwrap_or(metric);
+    let direction = match forced.or_else(|| keys::direction(metric)) {
+        Some(d) => d,
+        None => anyhow::bail!(
+            "recflow does not know which way `{metric}` goes\nhint: add `--max` (highest wins) or `--min` (lowest wins)"
+        ),
+    };
     let t = open(ctx, store)?;
     let ids = experiment_ids(t.as_ref(), Some(experiment))?;
-    let order = format!("metrics.`{metric}` {}", if max { "DESC" } else { "ASC" });
+    let order = format!(
+        "metrics.`{metric}` {}",
+        match direction {
+            Direction::Higher => "DESC",
+            Direction::Lower => "ASC",
+        }
+    );
     let runs = t.search_runs(&RunQuery {
         experiment_ids: ids,
         filter: Some(format!("metrics.`{metric}` > -1e308")),
@@ -307,8 +332,16 @@ pub fn run_runs(ctx: &Context, c: &RunsCommand) -> anyhow::Result<()> {
             experiment,
             metric,
             max,
+            min,
             store,
-        } => best(ctx, experiment, metric, *max, store),
+        } => {
+            let forced = match (max, min) {
+                (true, _) => Some(Direction::Higher),
+                (_, true) => Some(Direction::Lower),
+                _ => None,
+            };
+            best(ctx, experiment, metric, forced, store)
+        }
     }
 }
 

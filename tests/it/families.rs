@@ -355,3 +355,109 @@ fn implicit_feedback_reports_no_rmse_and_refuses_to_select_on_it() {
     assert!(test["test_ndcg_at_10"].is_number(), "{test}");
     assert!(test.get("test_rmse").is_none(), "{test}");
 }
+
+/// Rule: `runs best` follows the metric's direction (`--max`/`--min` only override it) and takes
+/// `metrics.`-prefixed keys; `runs compare` stars the best value in its direction, stars nothing
+/// when all are equal, and writes clean full-precision CSV.
+#[test]
+fn runs_best_and_compare_follow_each_metrics_direction() {
+    let d = data();
+    d.write(
+        "s.toml",
+        r#"
+[experiment]
+name = "directions"
+[data]
+input = "r.json.gz"
+[eval]
+select = "ndcg_at_10"
+[[models]]
+name = "ease"
+family = "ease"
+lambda = 100.0
+"#,
+    );
+    let out = d.run(&["run", "s.toml", "--json"]).ok().json();
+    let ndcgs: Vec<f64> = out["leaderboard"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            r["test"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p[0] == "test_ndcg_at_10")
+                .and_then(|p| p[1].as_f64())
+        })
+        .collect();
+    let (hi, lo) = (
+        ndcgs.iter().copied().fold(f64::MIN, f64::max),
+        ndcgs.iter().copied().fold(f64::MAX, f64::min),
+    );
+    assert!(hi > lo, "{ndcgs:?}");
+    let best = |extra: &[&str]| {
+        let mut args = vec![
+            "runs",
+            "best",
+            "--experiment",
+            "directions",
+            "--metric",
+            "metrics.test_ndcg_at_10",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let r = d.run(&args).ok().json();
+        let m = &r["metrics"]["test_ndcg_at_10"];
+        m.as_f64().or_else(|| m["value"].as_f64()).unwrap()
+    };
+    assert_eq!(best(&[]), hi, "higher is better for NDCG");
+    assert_eq!(best(&["--min"]), lo, "--min overrides the direction");
+    let unknown = d.run(&[
+        "runs",
+        "best",
+        "--experiment",
+        "directions",
+        "--metric",
+        "made_up",
+    ]);
+    assert_ne!(unknown.code, 0);
+    assert!(unknown.stderr.contains("--max"), "{}", unknown.stderr);
+
+    let ids: Vec<&str> = out["child_run_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    // A run against itself: every row equal, nothing starred.
+    let same = d.run(&["runs", "compare", ids[0], ids[0]]).ok();
+    let starred = |out: &str| out.lines().any(|l| !l.starts_with('(') && l.contains(" *"));
+    assert!(!starred(&same.stdout), "{}", same.stdout);
+    let csv = d.run(&["runs", "compare", ids[0], ids[1], "--csv"]).ok();
+    assert!(
+        !csv.stdout.contains('≠') && !csv.stdout.contains(" *"),
+        "{}",
+        csv.stdout
+    );
+    let json = d
+        .run(&["runs", "compare", ids[0], ids[1], "--json"])
+        .ok()
+        .json();
+    for line in csv.stdout.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let Some(key) = cells[0].strip_prefix("metrics.") else {
+            assert!(cells[0].starts_with("params."), "{line}");
+            continue;
+        };
+        if let Some(v) = cells.get(1).and_then(|c| c.parse::<f64>().ok()) {
+            let m = &json[0]["metrics"][key];
+            let want = m.as_f64().or_else(|| m["value"].as_f64()).unwrap();
+            // serde_json's default float parsing may be one ulp off: compare at 1e-15.
+            assert!(
+                (v - want).abs() <= 1e-15 * want.abs().max(1.0),
+                "{key}: {v} vs {want}, full precision in CSV"
+            );
+        }
+    }
+}
