@@ -429,7 +429,7 @@ pub fn warnings(settings: &PipelineSettings, outcome: &Outcome) -> Vec<Warning> 
                         kind: "worse_after",
                         entry: e.name.clone(),
                         message: format!(
-                            "`{}`: {k} was best at iteration {best_it} ({best:.4}) and got worse to {last:.4} by iteration {last_it}; set `early_stopping = {{ metric = \"{}\", patience = 3 }}`",
+                            "`{}`: {k} was best at iteration {best_it} ({best:.4}) and got worse to {last:.4} by iteration {last_it}; set `early_stopping = {{ metric = \"{}\", patience = 3 }}` on the entry in an experiment spec (`recflow run`)",
                             e.name, o.select.name
                         ),
                     });
