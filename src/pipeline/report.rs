@@ -104,7 +104,7 @@ pub fn leaderboard(settings: &PipelineSettings, outcome: &Outcome) -> Leaderboar
 /// so they are computed once, for the board that is shown and logged).
 pub fn with_comparisons(settings: &PipelineSettings, outcome: &Outcome) -> Leaderboard {
     let mut board = leaderboard(settings, outcome);
-    board.comparisons = comparisons(settings, outcome, settings.bootstrap());
+    board.comparisons = comparisons(&board, settings, outcome, settings.bootstrap());
     board
 }
 
@@ -267,15 +267,15 @@ impl Comparison {
     }
 }
 
-/// Each non-baseline entry's final model against the best baseline (chosen on validation), on
+/// Each non-baseline entry of `board` against its best baseline (chosen on validation), on
 /// the test split's per-user values of the selection metric. Ranking metrics only: RMSE is not a
 /// mean over users, so its paired test would need another statistic (not offered yet).
 pub fn comparisons(
+    board: &Leaderboard,
     settings: &PipelineSettings,
     outcome: &Outcome,
     boot: Bootstrap,
 ) -> Vec<Comparison> {
-    let board = leaderboard(settings, outcome);
     let Some(base_row) = board.best_baseline.map(|i| &board.rows[i]) else {
         return Vec::new();
     };
