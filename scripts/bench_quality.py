@@ -16,8 +16,9 @@ The peer prints EASE's and item-kNN's time as fit + scoring of every test user t
 (`fit_eval_s`, its Gram matrix XᵀX excluded); recflow's rows give the final refit alone (`fit_s`)
 and fit + test scoring (`fit_eval_s`); both ratios are printed, the target is judged on fit + eval.
 
-usage: bench_quality.py [--sets ml100k,citeulike-a] [--quick] [--no-peer] [--out DIR]
+usage: bench_quality.py [--sets ml100k,citeulike-a] [--families ease,item_knn] [--quick] [--no-peer] [--out DIR]
   --quick: the first value of every search axis (a smoke test, not figures; no targets judged)
+  --families: only these families (names as in the table, spaces as underscores: als_implicit)
   --no-peer: skip peer_ease_knn.py
   RECFLOW_BIN: the recflow binary (default target/release/recflow)"""
 import argparse
@@ -72,7 +73,7 @@ SETS = {
             ("popularity", ["--family", "popularity"]),
             ("random", ["--family", "random"]),
             ("item_knn", ITEM_KNN),
-            ("ease", ["--family", "ease", "--grid", "lambda=20,50,100,200"]),
+            ("ease", ["--family", "ease", "--grid", "lambda=5,10,20,50,100"]),
         ]),
 }
 METRICS = [("ndcg10", "test_ndcg_at_10", "ndcg_at_10"), ("p10", "test_precision_at_10", "precision_at_10"),
@@ -80,6 +81,7 @@ METRICS = [("ndcg10", "test_ndcg_at_10", "ndcg_at_10"), ("p10", "test_precision_
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--sets", default=",".join(SETS))
+ap.add_argument("--families", default="")
 ap.add_argument("--quick", action="store_true")
 ap.add_argument("--no-peer", action="store_true")
 ap.add_argument("--out", default=str(ROOT / "bench-out" / "quality"))
@@ -140,6 +142,7 @@ def selected(entry):
 t_start = time.time()
 rows, checks, warnings = [], [], []
 found = {}
+biases_peer = {}
 for key in a.sets.split(","):
     ds = SETS[key]
     if not ds["src"].exists():
@@ -155,6 +158,8 @@ for key in a.sets.split(","):
     rf(["etl", "--input", str(etl_in), "--min-interactions", "1", "--output", str(d / "proc")], d / "etl.log")
     for fam, args in ds["families"]:
         name = fam.replace(" ", "_")
+        if a.families and name not in a.families.split(","):
+            continue
         model = d / f"model_{name}"
         args = quick(args) if a.quick else args
         print(f"{ds['title']}: {fam} ...", flush=True)
@@ -220,6 +225,22 @@ for key in a.sets.split(","):
                     rr["row"]["vs_peer"] = f"{q['fit_eval_s'] / fe:.1f}x (fit+eval), {q['fit_eval_s'] / fit:.1f}x (fit)"
                     rr["peer"] = q
 
+    # biases against Surprise's BaselineOnly on the same split: its defaults and recflow's selection.
+    if not a.no_peer and not ds["implicit"] and (key, "biases") in found:
+        cfg = next(t for t in found[(key, "biases")]["entry"]["trials"] if t["selected"])["config"]
+        ru, ri = cfg.get("reg_user", 15.0), cfg.get("reg_item", 10.0)
+        print(f"{ds['title']}: peer_baselineonly.py (reg_u {ru:g}, reg_i {ri:g}) ...", flush=True)
+        p = measure([str(PY), str(ROOT / "scripts" / "peer_baselineonly.py"), str(d), str(ru), str(ri)])
+        if p["code"] != 0:
+            print(f"  (peer_baselineonly.py failed: exit {p['code']})")
+        else:
+            for line in p["stdout"].strip().splitlines():
+                q = peer_dict(line)
+                rows.append(dict(set=ds["title"], family="surprise-baselineonly (peer)",
+                                 selected=f"reg_user {q['reg_u']:g} reg_item {q['reg_i']:g}", rmse=fmt(q["rmse"]),
+                                 fit_eval_s=q["fit_s"]))
+                biases_peer.setdefault(key, []).append(q)
+
 cols = ["set", "family", "selected", "fits", "ndcg10", "p10", "r10", "rmse", "search_s", "fit_s", "fit_eval_s",
         "ev_ndcg10", "ev_p10", "ev_r10", "ev_rmse", "max_diff", "vs_peer", "note"]
 print("\nTest figures of each family's final model (selected on validation, 10% of train.csv); ev_*: the same model "
@@ -263,6 +284,9 @@ if not a.quick:
     if e:
         v = e["test"]["test_rmse"]
         check("biases MovieLens 100K RMSE <= 0.945", v <= 0.945, f"{v:.4f} ({e['row']['selected']})")
+        for q in biases_peer.get("ml100k", []):
+            check(f"biases MovieLens 100K level with Surprise BaselineOnly at reg_u {q['reg_u']:g} reg_i {q['reg_i']:g} "
+                  "(same split, within 0.001)", v <= q["rmse"] + 0.001, f"{v:.4f} vs {q['rmse']:.4f}")
     ds = [(k, v["diff"]) for k, v in found.items() if v["diff"] is not None]
     if ds:
         worst = max(ds, key=lambda x: x[1])
