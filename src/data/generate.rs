@@ -1513,7 +1513,7 @@ mod tests {
 
         // Learnable from the data alone: damped user and item means fitted on 80% beat the
         // global mean on the other 20%.
-        let test = |e: usize| splitmix(e as u64) % 5 == 0;
+        let test = |e: usize| splitmix(e as u64).is_multiple_of(5);
         let train: Vec<usize> = (0..p.ratings).filter(|&e| !test(e)).collect();
         let mu = train.iter().map(|&e| stars[e]).sum::<f64>() / train.len() as f64;
         let mut item_sum = vec![(0.0, 0.0); p.items];

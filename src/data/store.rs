@@ -17,6 +17,13 @@ pub const USER_MAP: &str = "user_map.parquet";
 pub const ITEM_MAP: &str = "item_map.parquet";
 pub const POPULAR_ITEMS: &str = "popular_items.parquet";
 pub const SUMMARY: &str = "etl_summary.json";
+/// Held exclusively while a set of outputs is moved into place and shared while one is read, so
+/// two ETLs into one folder never leave a mixed set and a reader sees one whole set.
+pub const LOCK: &str = ".recflow.lock";
+/// In each staging folder: the process that owns it (`pid start-time`), so a later ETL can
+/// remove the folders of processes that were killed, and only those.
+const OWNER: &str = ".owner";
+const STAGING_PREFIX: &str = ".staging-";
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -129,10 +136,15 @@ pub struct Staging {
 impl Staging {
     pub fn new(dest: &Path) -> Result<Self, StoreError> {
         fs::create_dir_all(dest).map_err(unwritable(dest))?;
+        remove_stale_staging(dest);
         let tmp = tempfile::Builder::new()
-            .prefix(".staging-")
+            .prefix(STAGING_PREFIX)
             .tempdir_in(dest)
             .map_err(unwritable(dest))?;
+        if let Some(me) = process_identity(std::process::id()) {
+            let path = tmp.path().join(OWNER);
+            fs::write(&path, me).map_err(unwritable(&path))?;
+        }
         Ok(Self {
             dest: dest.to_path_buf(),
             tmp,
@@ -161,14 +173,80 @@ impl Staging {
         Ok(())
     }
 
-    /// Moves every file into the destination, in the order written (the summary last).
+    /// Moves every file into the destination, in the order written (the summary last), under
+    /// the folder's exclusive lock.
     pub fn commit(self) -> Result<(), StoreError> {
+        let lock_path = self.dest.join(LOCK);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(unwritable(&lock_path))?;
+        lock.lock().map_err(unwritable(&lock_path))?;
         for name in self.files.borrow().iter() {
             let to = self.dest.join(name);
             fs::rename(self.path(name), &to).map_err(unwritable(&to))?;
         }
         Ok(())
     }
+}
+
+/// `pid start-time` of a running process (the start time tells a reused pid apart), from
+/// `/proc`; `None` where there is no `/proc` to ask.
+fn process_identity(pid: u32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22, counted after the command name, which is in parentheses and may hold spaces.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let start = after.split_whitespace().nth(19)?;
+    Some(format!("{pid} {start}"))
+}
+
+/// Removes the staging folders in `dest` whose owning process has ended (killed ETLs), with a
+/// log line each. A folder whose owner is running, or that names no owner, is left alone; on a
+/// system without `/proc` nothing is removed.
+fn remove_stale_staging(dest: &Path) {
+    if !Path::new("/proc/self/stat").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dest) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(STAGING_PREFIX) {
+            continue;
+        }
+        let dir = entry.path();
+        let Ok(owner) = fs::read_to_string(dir.join(OWNER)) else {
+            continue;
+        };
+        let Some(pid) = owner
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if process_identity(pid).as_deref() == Some(owner.trim()) {
+            continue;
+        }
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => tracing::info!(
+                "removed `{}`, left by an ETL that ended before finishing (process {pid})",
+                dir.display()
+            ),
+            Err(e) => tracing::warn!("cannot remove `{}`: {e}", dir.display()),
+        }
+    }
+}
+
+/// The shared lock of a processed-data folder, while it is read: `None` when the folder has no
+/// lock file (written by no ETL of this version, so no commit can be under way).
+fn read_lock(dir: &Path) -> Option<fs::File> {
+    let f = fs::File::open(dir.join(LOCK)).ok()?;
+    f.lock_shared().ok()?;
+    Some(f)
 }
 
 /// Processed data read back: interactions over dense ids, and the ids themselves.
@@ -332,6 +410,7 @@ pub fn read_interactions(
 
 /// Reads the ETL outputs in `dir`.
 pub fn load_dataset(dir: &Path) -> Result<Dataset, StoreError> {
+    let _lock = read_lock(dir);
     let user_ids = read_id_map(&dir.join(USER_MAP), "user_idx", "user_id")?;
     let item_ids = read_id_map(&dir.join(ITEM_MAP), "item_idx", "item_id")?;
     let interactions = read_interactions(&dir.join(INTERACTIONS), user_ids.len(), item_ids.len())?;
@@ -395,5 +474,88 @@ mod tests {
         assert_eq!(d.interactions.rating, vec![5.0, 3.0, 4.0]);
         assert_eq!(d.item_ids, vec!["x", "y"]);
         assert!(d.interactions.timestamp.is_none());
+    }
+
+    #[test]
+    fn staging_folders_of_ended_processes_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join(".staging-dead");
+        let live = dir.path().join(".staging-live");
+        let anonymous = dir.path().join(".staging-anonymous");
+        for d in [&dead, &live, &anonymous] {
+            fs::create_dir(d).unwrap();
+        }
+        // A pid above Linux's maximum (2^22) never runs.
+        fs::write(dead.join(OWNER), "99999999 1").unwrap();
+        let me = process_identity(std::process::id()).unwrap();
+        fs::write(live.join(OWNER), &me).unwrap();
+        // The same live pid with another start time is a reused pid: its owner has ended.
+        let reused = dir.path().join(".staging-reused");
+        fs::create_dir(&reused).unwrap();
+        fs::write(reused.join(OWNER), format!("{} 1", std::process::id())).unwrap();
+        let s = Staging::new(dir.path()).unwrap();
+        assert!(!dead.exists() && !reused.exists());
+        assert!(live.exists() && anonymous.exists());
+        assert_eq!(fs::read_to_string(s.path(OWNER)).unwrap(), me);
+    }
+
+    #[test]
+    fn concurrent_commits_into_one_folder_never_show_a_mixed_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().to_path_buf();
+        const NAMES: [&str; 3] = ["a.json", "b.json", "c.json"];
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let dest = dest.clone();
+                std::thread::spawn(move || {
+                    for round in 0..150 {
+                        let s = Staging::new(&dest).unwrap();
+                        for n in NAMES {
+                            s.write_json(n, &format!("{w}-{round}")).unwrap();
+                        }
+                        s.commit().unwrap();
+                    }
+                })
+            })
+            .collect();
+        let reader = {
+            let (dest, stop) = (dest.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut mixed = 0;
+                let mut reads = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let Some(_lock) = read_lock(&dest) else {
+                        continue;
+                    };
+                    let got: Vec<_> = NAMES
+                        .iter()
+                        .filter_map(|n| fs::read_to_string(dest.join(n)).ok())
+                        .collect();
+                    if got.len() == NAMES.len() {
+                        reads += 1;
+                        if got.iter().any(|g| g != &got[0]) {
+                            mixed += 1;
+                        }
+                    }
+                }
+                (reads, mixed)
+            })
+        };
+        for w in writers {
+            w.join().unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (reads, mixed) = reader.join().unwrap();
+        assert!(reads > 0);
+        assert_eq!(mixed, 0, "{mixed} of {reads} reads saw files of two ETLs");
+        let last: Vec<_> = NAMES
+            .iter()
+            .map(|n| fs::read_to_string(dest.join(n)).unwrap())
+            .collect();
+        assert!(
+            last.iter().all(|g| g == &last[0]),
+            "final set mixed: {last:?}"
+        );
     }
 }

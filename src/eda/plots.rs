@@ -195,7 +195,7 @@ pub(crate) fn thousands(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (k, c) in s.chars().enumerate() {
-        if k > 0 && (s.len() - k) % 3 == 0 {
+        if k > 0 && (s.len() - k).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -716,7 +716,7 @@ impl Figure for MonthlyFigure<'_> {
             self.gaps_filled
                 && match (step, month_of(i)) {
                     (1, Some(_)) => true,
-                    (s, Some(m)) if s < 12 => (m as usize - 1) % s == 0,
+                    (s, Some(m)) if s < 12 => (m as usize - 1).is_multiple_of(s),
                     (s, Some(1)) => parse_month(&self.months[i].month)
                         .is_some_and(|(y, _)| y.rem_euclid((s / 12) as i64) == 0),
                     _ => false,

@@ -249,7 +249,7 @@ fn kept(sweep: usize, max_iter: usize, burn_in: usize, samples: usize) -> bool {
         return false;
     }
     let stride = ((max_iter - burn_in) / samples.max(1)).max(1);
-    (max_iter - sweep) % stride == 0 && (max_iter - sweep) / stride < samples
+    (max_iter - sweep).is_multiple_of(stride) && (max_iter - sweep) / stride < samples
 }
 
 /// Fits by Gibbs sampling; see the module documentation. `params` has been checked to be
