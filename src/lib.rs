@@ -14,6 +14,7 @@
 //!
 //! let settings = EtlSettings {
 //!     input: "data/raw/sample_reviews.json.gz".into(),
+//!     input_label: None,
 //!     format: InputFormat::Json,
 //!     columns: ColumnSpec::default(),
 //!     has_header: None,

@@ -40,8 +40,11 @@ pub fn open_store(target: &TrackingTarget) -> anyhow::Result<Box<dyn Tracker>> {
 
 /// Makes sure `input` exists, downloading it from `url` when one is allowed.
 pub fn ensure_input(ctx: &Context, input: &Path, url: Option<&str>) -> anyhow::Result<()> {
-    if input.exists() {
-        return Ok(());
+    match crate::data::read::check_input(input) {
+        Ok(_) => return Ok(()),
+        Err(crate::data::read::ReadError::Missing(_)) => {}
+        // A link, a folder or a pipe: say what it is, and never download over it.
+        Err(e) => return Err(e.into()),
     }
     let Some(url) = url else {
         return Err(anyhow::anyhow!("input file `{}` does not exist", input.display()))

@@ -1,19 +1,63 @@
 //! `recflow etl`: resolve the ETL settings, fetch the input if allowed, run, report.
 
+use std::path::Path;
+
+use anyhow::Context as _;
+
 use crate::cli::EtlArgs;
 use crate::commands::common::ensure_input;
 use crate::commands::{show_path, Context};
 use crate::data::etl::{run_etl, EtlSummary};
+use crate::data::store::Staging;
 use crate::settings::{resolve_etl, EtlCommand};
 
 pub fn run(ctx: &Context, args: &EtlArgs) -> anyhow::Result<()> {
-    let s = resolve_etl(args, &ctx.env)?;
+    let mut s = resolve_etl(args, &ctx.env)?;
     if ctx.show_settings(&s)? {
         return Ok(());
     }
-    ensure_input(ctx, &s.etl.input, s.download_url.as_deref())?;
+    // A pipe or stdin is copied into a staging folder of the output first: the ETL reads its
+    // input twice (to hash it and to parse it), and a pipe can be read once.
+    let _copy = match stream_kind(&s.etl.input) {
+        Some(what) => {
+            let copy = Staging::new(&s.etl.output)?;
+            let path = copy.path("input");
+            tracing::info!("reading {what} into {}", path.display());
+            copy_stream(&s.etl.input, &path)?;
+            s.etl.input_label = Some(s.etl.input.display().to_string());
+            s.etl.input = path;
+            Some(copy)
+        }
+        None => {
+            ensure_input(ctx, &s.etl.input, s.download_url.as_deref())?;
+            None
+        }
+    };
     let summary = run_etl(&s.etl, &ctx.progress)?;
     report(ctx, &s, &summary)
+}
+
+/// "standard input" for `-`, "the pipe" for a FIFO (`<(zcat ...)`, a named pipe); `None` for
+/// anything else.
+fn stream_kind(input: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if input.as_os_str() == "-" {
+        return Some("standard input");
+    }
+    let meta = std::fs::metadata(input).ok()?;
+    meta.file_type().is_fifo().then_some("the pipe")
+}
+
+fn copy_stream(input: &Path, to: &Path) -> anyhow::Result<()> {
+    let mut out =
+        std::fs::File::create(to).with_context(|| format!("cannot write `{}`", to.display()))?;
+    let copied = if input.as_os_str() == "-" {
+        std::io::copy(&mut std::io::stdin().lock(), &mut out)
+    } else {
+        std::fs::File::open(input).and_then(|mut f| std::io::copy(&mut f, &mut out))
+    };
+    copied.with_context(|| format!("cannot read `{}`", input.display()))?;
+    Ok(())
 }
 
 fn report(ctx: &Context, s: &EtlCommand, sum: &EtlSummary) -> anyhow::Result<()> {

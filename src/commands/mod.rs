@@ -154,6 +154,12 @@ impl Context {
 pub fn run(cli: Cli, env: Env) -> anyhow::Result<ExitCode> {
     // First thing: OpenBLAS's load-time workers busy-wait on a core while data is read.
     crate::model::als::linalg::blas_single_threaded();
+    // A file-size limit (`ulimit -f`) kills a process silently with SIGXFSZ; with a handler the
+    // write fails with "File too large" instead, and the error names the file.
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        Arc::new(AtomicBool::new(false)),
+    );
     let ctx = Context::new(cli.global, env);
     match cli.command {
         Command::Etl(args) => etl::run(&ctx, &args),

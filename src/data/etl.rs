@@ -74,6 +74,9 @@ impl FromStr for RatingRange {
 #[derive(Debug, Clone, Serialize)]
 pub struct EtlSettings {
     pub input: PathBuf,
+    /// How to name the input in the summary when `input` is a copy (of a pipe or stdin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_label: Option<String>,
     pub format: InputFormat,
     pub columns: ColumnSpec,
     pub has_header: Option<bool>,
@@ -260,7 +263,10 @@ pub fn run_etl_hashed(
     }
     let summary = EtlSummary {
         input: InputSummary {
-            path: s.input.display().to_string(),
+            path: s
+                .input_label
+                .clone()
+                .unwrap_or_else(|| s.input.display().to_string()),
             format: s.format.to_string(),
             bytes,
             sha256: sha,

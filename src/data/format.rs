@@ -168,6 +168,20 @@ impl ColumnSpec {
         Field::ALL.iter().all(|f| self.get(*f).is_none())
     }
 
+    /// The first column mapped to two fields, with both fields' names.
+    pub fn repeated(&self) -> Option<(String, &'static str, &'static str)> {
+        for (a, fa) in Field::ALL.iter().enumerate() {
+            for fb in &Field::ALL[a + 1..] {
+                if let (Some(x), Some(y)) = (self.get(*fa), self.get(*fb)) {
+                    if x == y {
+                        return Some((x.to_string(), fa.name(), fb.name()));
+                    }
+                }
+            }
+        }
+        None
+    }
+
     /// True when any field is given by position, which implies a header-less file.
     pub fn uses_positions(&self) -> bool {
         Field::ALL

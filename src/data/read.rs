@@ -35,6 +35,12 @@ const BLOCK_BYTES: usize = 4 << 20;
 pub enum ReadError {
     #[error("input file `{}` does not exist", .0.display())]
     Missing(PathBuf),
+    #[error("`{}` is a symbolic link to `{}`, which does not exist", path.display(), target.display())]
+    DanglingLink { path: PathBuf, target: PathBuf },
+    #[error("`{}` is a loop of symbolic links (it leads back to itself)", .0.display())]
+    LinkLoop(PathBuf),
+    #[error("`{}` is a {kind}, not a file", path.display())]
+    NotAFile { path: PathBuf, kind: &'static str },
     #[error("cannot read `{}`", path.display())]
     Io {
         path: PathBuf,
@@ -56,17 +62,34 @@ pub enum ReadError {
         line: u64,
         message: String,
     },
-    #[error("`{}`: no `{field}` column found (columns found: {found})", path.display())]
+    #[error("`{}`: {}", path.display(), missing_column(field, asked.as_deref(), found))]
     ColumnNotFound {
         path: PathBuf,
         field: &'static str,
+        /// The column `--columns` named for the field, if it named one.
+        asked: Option<String>,
         found: String,
     },
-    #[error("`{}`: no row has a `{field}` field (fields seen: {found})", path.display())]
+    #[error("the column mapping gives `{column}` to both `{first}` and `{second}`; each field needs a column of its own")]
+    ColumnTwice {
+        column: String,
+        first: &'static str,
+        second: &'static str,
+    },
+    #[error("`{}`: {}", path.display(), missing_key(field, asked.as_deref(), found))]
     FieldAbsent {
         path: PathBuf,
         field: &'static str,
+        /// The key `--columns` named for the field, if it named one.
+        asked: Option<String>,
         found: String,
+    },
+    #[error("`{}`: the `{field}` column `{column}` holds {dtype} values, not single ids or numbers", path.display())]
+    NotScalar {
+        path: PathBuf,
+        field: &'static str,
+        column: String,
+        dtype: String,
     },
     #[error("`{}`: column positions such as `{column}` only apply to CSV/TSV files", path.display())]
     PositionInJson { path: PathBuf, column: String },
@@ -86,15 +109,34 @@ impl ReadError {
             Self::Malformed { .. } => {
                 Some("drop `--strict` to skip and count malformed lines instead".into())
             }
+            Self::ColumnNotFound {
+                field,
+                asked: Some(_),
+                ..
+            }
+            | Self::FieldAbsent {
+                field,
+                asked: Some(_),
+                ..
+            } => Some(format!(
+                "use one of the columns found, as `--columns {field}=<name or 0-based position>`"
+            )),
             Self::ColumnNotFound { field, .. } | Self::FieldAbsent { field, .. } => Some(format!(
                 "name the column with `--columns {field}=<name or 0-based position>`"
             )),
+            Self::ColumnTwice { .. } => {
+                Some("map `user`, `item`, `rating` and `timestamp` to different columns".into())
+            }
             Self::Gzip { .. } => Some(
                 "download the file again; a `.part` file means the download did not finish".into(),
             ),
             Self::Empty(_) => {
                 Some("check the input path, or run `recflow generate` for a sample".into())
             }
+            Self::DanglingLink { .. } | Self::LinkLoop(_) => {
+                Some("point the link at the input file, or pass the file's own path".into())
+            }
+            Self::NotAFile { .. } => Some("pass the path of a file inside it".into()),
             Self::Polars { .. } => Some(
                 "check the file for an unterminated `\"` quote or a wrong separator; \
                  `--columns` names the columns"
@@ -207,17 +249,17 @@ pub fn read_ratings(
     opts: &ReadOptions,
     progress: &Progress,
 ) -> Result<RawRatings, ReadError> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            ReadError::Missing(path.to_path_buf())
-        } else {
-            ReadError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            }
-        }
-    })?;
-    if meta.len() == 0 {
+    if let Some((column, first, second)) = opts.columns.repeated() {
+        return Err(ReadError::ColumnTwice {
+            column: column.trim_start_matches('#').to_string(),
+            first,
+            second,
+        });
+    }
+    let meta = check_input(path)?;
+    // A regular file of length 0 is empty; files under /proc report 0 and still hold data, so
+    // only Parquet (which needs its footer) is refused here, the rest after reading.
+    if meta.len() == 0 && opts.format == InputFormat::Parquet {
         return Err(ReadError::Empty(path.to_path_buf()));
     }
     let raw = match opts.format {
@@ -229,6 +271,73 @@ pub fn read_ratings(
         return Err(ReadError::Empty(path.to_path_buf()));
     }
     Ok(raw)
+}
+
+fn missing_key(field: &str, asked: Option<&str>, found: &str) -> String {
+    match asked {
+        Some(k) => format!("no row has a `{k}` key (for `{field}`); keys seen: {found}"),
+        None => format!("no row has a `{field}` field (fields seen: {found})"),
+    }
+}
+
+fn missing_column(field: &str, asked: Option<&str>, found: &str) -> String {
+    match asked {
+        Some(c) => format!("column `{c}` (for `{field}`) not found; columns found: {found}"),
+        None => format!("no `{field}` column found (columns found: {found})"),
+    }
+}
+
+/// The input's metadata when it is a regular file (through links); otherwise the error that says
+/// what it is: missing, a dangling link, a loop of links, a folder, a pipe or a device. Pipes are
+/// the caller's to copy into a file first (the ETL reads its input twice: once to hash it).
+pub fn check_input(path: &Path) -> Result<std::fs::Metadata, ReadError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            return Err(if link && is_link_loop(&e) {
+                ReadError::LinkLoop(path.to_path_buf())
+            } else if link && e.kind() == io::ErrorKind::NotFound {
+                ReadError::DanglingLink {
+                    path: path.to_path_buf(),
+                    target: std::fs::read_link(path).unwrap_or_default(),
+                }
+            } else if e.kind() == io::ErrorKind::NotFound {
+                ReadError::Missing(path.to_path_buf())
+            } else {
+                ReadError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                }
+            });
+        }
+    };
+    if meta.is_file() {
+        return Ok(meta);
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let kind = if t.is_dir() {
+        "folder"
+    } else if t.is_fifo() {
+        "pipe"
+    } else if t.is_char_device() || t.is_block_device() {
+        "device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    };
+    Err(ReadError::NotAFile {
+        path: path.to_path_buf(),
+        kind,
+    })
+}
+
+fn is_link_loop(e: &io::Error) -> bool {
+    // ELOOP: 40 on Linux, 62 on the BSDs and macOS.
+    let eloop = if cfg!(target_os = "linux") { 40 } else { 62 };
+    e.raw_os_error() == Some(eloop)
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> ReadError + '_ {
@@ -594,8 +703,11 @@ fn produce_blocks(mut reader: Box<dyn Read + Send>, tx: mpsc::SyncSender<Chunk>)
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
+                    // Count the lines of this block decoded before the failure too: a small
+                    // damaged file fails inside its first block.
+                    let done = memchr::memchr_iter(b'\n', &buf[..filled]).count() as u64;
                     let _ = tx.send(Chunk::Failed {
-                        line: next_line,
+                        line: next_line + done,
                         error,
                     });
                     return;
@@ -764,9 +876,15 @@ fn read_json_lines(
         ];
         for (n, field) in missing {
             if n == rows_ok {
+                let f = if field == "user" {
+                    Field::User
+                } else {
+                    Field::Item
+                };
                 return Err(ReadError::FieldAbsent {
                     path: path.to_path_buf(),
                     field,
+                    asked: opts.columns.get(f).map(|c| c.to_string()),
                     found: first_keys(path, gz),
                 });
             }
@@ -847,7 +965,8 @@ fn read_all_bytes(path: &Path) -> Result<Vec<u8>, ReadError> {
             .read_to_end(&mut bytes)
             .map_err(|source| ReadError::Gzip {
                 path: path.to_path_buf(),
-                line: 0,
+                // What was decoded before the damage stays in `bytes`.
+                line: bytes.iter().filter(|&&b| b == b'\n').count() as u64,
                 source,
             })?;
     } else {
@@ -911,7 +1030,11 @@ fn read_delimited(path: &Path, opts: &ReadOptions) -> Result<RawRatings, ReadErr
     let df = CsvReadOptions::default()
         .with_has_header(has_header)
         .with_infer_schema_length(Some(0))
-        .map_parse_options(|p| p.with_separator(sep as u8).with_truncate_ragged_lines(true))
+        // `--strict` refuses a row with more fields than the header; otherwise they are cut.
+        .map_parse_options(|p| {
+            p.with_separator(sep as u8)
+                .with_truncate_ragged_lines(!opts.strict)
+        })
         .into_reader_with_file_handle(io::Cursor::new(bytes))
         .finish()
         .map_err(polars_err(path, opts.format))?;
@@ -970,6 +1093,10 @@ fn frame_to_raw(
         locate_field(f).ok_or_else(|| ReadError::ColumnNotFound {
             path: path.to_path_buf(),
             field: f.name(),
+            asked: opts
+                .columns
+                .get(f)
+                .map(|c| c.to_string().trim_start_matches('#').to_string()),
             found: found(),
         })
     };
@@ -986,6 +1113,24 @@ fn frame_to_raw(
     } else {
         locate_field(Field::Timestamp)
     };
+    for (i, f) in [
+        (Some(ui), Field::User),
+        (Some(ii), Field::Item),
+        (ri, Field::Rating),
+        (ti, Field::Timestamp),
+    ] {
+        let Some(i) = i else { continue };
+        let dtype = df.columns()[i].dtype();
+        // A struct or list cell cast to text (`{1}`, `[1, 2]`) would merge distinct ids.
+        if dtype.is_nested() {
+            return Err(ReadError::NotScalar {
+                path: path.to_path_buf(),
+                field: f.name(),
+                column: headers[i].clone(),
+                dtype: dtype.to_string(),
+            });
+        }
+    }
     let perr = polars_err(path, opts.format);
     let as_str = |i: usize| -> Result<StringChunked, ReadError> {
         let s = df.columns()[i]
@@ -1092,6 +1237,7 @@ fn frame_to_raw(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn names() -> JsonNames {
         JsonNames::new(Path::new("x"), &ColumnSpec::default()).unwrap()
@@ -1146,6 +1292,163 @@ not json
         };
         assert!(e.to_string().len() < 300);
         assert!(e.hint().is_some_and(|h| !h.contains("ignore_errors")));
+    }
+
+    fn read(
+        path: &Path,
+        format: InputFormat,
+        columns: &str,
+        strict: bool,
+    ) -> Result<RawRatings, ReadError> {
+        read_ratings(
+            path,
+            &ReadOptions {
+                format,
+                columns: columns.parse().unwrap(),
+                has_header: None,
+                strict,
+            },
+            &Progress::hidden(),
+        )
+    }
+
+    #[test]
+    fn links_folders_and_pipes_are_named_for_what_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::os::unix::fs::symlink(d.join("b"), d.join("a")).unwrap();
+        std::os::unix::fs::symlink(d.join("a"), d.join("b")).unwrap();
+        let e = read(&d.join("a"), InputFormat::Csv, "", false).unwrap_err();
+        assert!(matches!(e, ReadError::LinkLoop(_)), "{e}");
+        std::os::unix::fs::symlink(d.join("gone.csv"), d.join("dangling")).unwrap();
+        let e = read(&d.join("dangling"), InputFormat::Csv, "", false).unwrap_err();
+        assert!(
+            e.to_string().contains("gone.csv") && e.to_string().contains("does not exist"),
+            "{e}"
+        );
+        let e = read(d, InputFormat::Csv, "", false).unwrap_err();
+        assert!(e.to_string().ends_with("is a folder, not a file"), "{e}");
+        let fifo = d.join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let e = read(&fifo, InputFormat::Csv, "", false).unwrap_err();
+        assert!(e.to_string().ends_with("is a pipe, not a file"), "{e}");
+        let e = read(&d.join("none.csv"), InputFormat::Csv, "", false).unwrap_err();
+        assert!(matches!(e, ReadError::Missing(_)), "{e}");
+    }
+
+    #[test]
+    fn a_truncated_small_gzip_names_the_lines_it_read() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("user,item,rating\n");
+        let mut json = String::new();
+        for i in 0..3000 {
+            text.push_str(&format!("u{},i{},{}\n", i % 97, i % 89, 1 + i % 5));
+            json.push_str(&format!(
+                "{{\"user_id\": \"u{i}\", \"item_id\": \"i{i}\", \"rating\": 4}}\n"
+            ));
+        }
+        for (name, body, format) in [
+            ("r.csv.gz", &text, InputFormat::Csv),
+            ("r.json.gz", &json, InputFormat::Json),
+        ] {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(body.as_bytes()).unwrap();
+            let bytes = gz.finish().unwrap();
+            let path = dir.path().join(name);
+            fs::write(&path, &bytes[..bytes.len() * 3 / 4]).unwrap();
+            match read(&path, format, "", false).unwrap_err() {
+                ReadError::Gzip { line, .. } => {
+                    assert!(line > 100, "{name}: stopped after line {line}")
+                }
+                e => panic!("{name}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_mapped_column_that_is_missing_is_named_with_the_columns_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("r.csv");
+        fs::write(&csv, "user,item,rating\nu1,i1,5\n").unwrap();
+        let e = read(&csv, InputFormat::Csv, "user=nope", false).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("column `nope` (for `user`) not found") && m.contains("`item`"),
+            "{m}"
+        );
+        let json = dir.path().join("r.json");
+        fs::write(
+            &json,
+            "{\"user_id\": \"u\", \"item_id\": \"i\", \"rating\": 4}\n",
+        )
+        .unwrap();
+        let m = read(&json, InputFormat::Json, "user=nope", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("no row has a `nope` key (for `user`)") && m.contains("user_id"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn one_column_mapped_to_two_fields_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("r.csv");
+        fs::write(&csv, "user,asin,rating\nu1,i1,5\n").unwrap();
+        let e = read(&csv, InputFormat::Csv, "user=asin,item=asin", false).unwrap_err();
+        assert!(
+            matches!(&e, ReadError::ColumnTwice { column, first: "user", second: "item" } if column == "asin"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn strict_refuses_csv_rows_with_extra_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("r.csv");
+        fs::write(&csv, "user,item,rating\nU1,I1,4\nU13,I1,4,5,1300000000\n").unwrap();
+        assert!(read(&csv, InputFormat::Csv, "", true).is_err());
+        // Without `--strict` the extra fields are cut, as before.
+        assert_eq!(
+            read(&csv, InputFormat::Csv, "", false).unwrap().rating,
+            vec![4.0, 4.0]
+        );
+    }
+
+    #[test]
+    fn a_nested_id_column_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.parquet");
+        let users = Series::new(
+            "user".into(),
+            [
+                Series::new("".into(), &[1i32]),
+                Series::new("".into(), &[2i32]),
+            ],
+        );
+        let mut df = DataFrame::new(
+            2,
+            vec![
+                users.into(),
+                Column::new("item".into(), &["a", "b"]),
+                Column::new("rating".into(), &[4.0f32, 5.0]),
+            ],
+        )
+        .unwrap();
+        ParquetWriter::new(fs::File::create(&path).unwrap())
+            .finish(&mut df)
+            .unwrap();
+        let e = read(&path, InputFormat::Parquet, "", false).unwrap_err();
+        assert!(
+            matches!(&e, ReadError::NotScalar { field: "user", .. }),
+            "{e}"
+        );
     }
 
     #[test]

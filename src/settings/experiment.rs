@@ -434,6 +434,7 @@ pub fn resolve_run(
     };
     let etl = EtlSettings {
         input,
+        input_label: None,
         format,
         columns: d.columns.clone().unwrap_or_default(),
         has_header: d.header,

@@ -98,6 +98,7 @@ fn etl_settings(
     };
     Ok(EtlSettings {
         input,
+        input_label: None,
         format,
         columns: Default::default(),
         has_header: None,

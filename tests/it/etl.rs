@@ -382,8 +382,13 @@ fn unwritable_output_is_reported_and_earlier_outputs_survive_failures() {
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| e.path().is_dir())
         .collect();
-    assert!(leftovers.is_empty(), "no staging folder left behind");
+    // The `.recflow.lock` file stays: it is the folder's lock, not a leftover.
+    assert!(
+        leftovers.is_empty(),
+        "no staging folder left behind: {leftovers:?}"
+    );
     // A path under a regular file cannot be created, even as root.
     d.write("afile", "x");
     let run = d
@@ -439,4 +444,50 @@ fn outputs_are_readable_by_pandas_pyarrow_and_polars() {
         assert_eq!(v[reader]["user_map"], 3, "{reader}");
         assert_eq!(v[reader]["popular_first"], "B1", "{reader}");
     }
+}
+
+#[test]
+fn etl_reads_standard_input_and_a_named_pipe() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let d = Dir::new();
+    let gz = std::fs::read(d.write_gz("r.json.gz", REVIEWS)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recflow"))
+        .current_dir(d.path())
+        .args(["etl", "--input", "-", "--format", "json"])
+        .args(["--min-interactions", "1", "--output", "out"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&gz).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let s = d.json("out/etl_summary.json");
+    assert_eq!(s["input"]["path"], "-");
+    assert_eq!(s["ratings"], 5);
+
+    let fifo = d.join("pipe");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, REVIEWS).unwrap())
+    };
+    let run = etl(&d, "pipe", &["--format", "json", "--min-interactions", "1"]).ok();
+    writer.join().unwrap();
+    assert_eq!(d.json("out/etl_summary.json")["input"]["path"], "pipe");
+    // The copies are gone once the ETL ends.
+    let left: Vec<_> = std::fs::read_dir(d.join("out"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".staging"))
+        .collect();
+    assert!(left.is_empty(), "{left:?} {}", run.stderr);
 }
