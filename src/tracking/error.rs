@@ -51,6 +51,16 @@ pub enum TrackingError {
     },
     #[error("unexpected answer from tracking server `{uri}`: {reason}")]
     Protocol { uri: String, reason: String },
+    /// A success status with a body that is not JSON (a proxy's page, a cut answer): nothing
+    /// says the server took the request, so it is retried and then kept locally.
+    #[error(
+        "tracking server `{uri}` answered `{endpoint}` with something that is not JSON          ({reason}); a proxy in the way?\nhint: pass `--tracking-uri file:./mlruns` to log          locally, then copy the runs with `recflow sync`"
+    )]
+    Unreadable {
+        uri: String,
+        endpoint: String,
+        reason: String,
+    },
     #[error("invalid {kind} key `{key}`: {reason}")]
     InvalidKey {
         kind: &'static str,
@@ -129,7 +139,7 @@ impl TrackingError {
     /// (bad keys, bad credentials, changed params) fails again the same way.
     pub fn is_transient(&self) -> bool {
         match self {
-            TrackingError::Unreachable { .. } => true,
+            TrackingError::Unreachable { .. } | TrackingError::Unreadable { .. } => true,
             TrackingError::Server { status, .. } => rest::RETRY_STATUSES.contains(status),
             _ => false,
         }

@@ -62,7 +62,12 @@ impl fmt::Debug for Auth {
     }
 }
 
+/// How long the first contact (`ping`) waits for each answer: a server that accepts connections
+/// but never answers is reported in seconds, not after the upload timeout.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A request body.
+#[derive(Clone, Copy)]
 enum Payload<'a> {
     Empty,
     Json(&'a Value),
@@ -77,6 +82,8 @@ pub struct RestStore {
     client: Client,
     auth: Auth,
     retry: RetryPolicy,
+    /// Each answer's wait in `ping`: the client's timeout, at most [`PING_TIMEOUT`].
+    ping_timeout: Duration,
     /// Artifact roots of runs seen, so an upload needs no extra request.
     artifact_uris: Mutex<HashMap<String, String>>,
 }
@@ -147,6 +154,7 @@ impl RestStore {
             client,
             auth,
             retry: settings.retry.clone(),
+            ping_timeout: settings.timeout.min(PING_TIMEOUT),
             artifact_uris: Mutex::new(HashMap::new()),
         })
     }
@@ -177,18 +185,23 @@ impl RestStore {
         }
     }
 
-    /// Sends a request with retries; returns the body of a successful answer.
+    /// Sends a request with retries; returns the body of a successful answer. `timeout`
+    /// replaces the client's for each attempt (the first contact waits less than an upload).
     fn send(
         &self,
         method: Method,
         url: &Url,
         payload: Payload<'_>,
         policy: &RetryPolicy,
+        timeout: Option<Duration>,
     ) -> Result<Vec<u8>, TrackingError> {
         let mut rng = rand::thread_rng();
         let mut attempt = 0u32;
         loop {
             let mut req = self.authorize(self.client.request(method.clone(), url.clone()));
+            if let Some(t) = timeout {
+                req = req.timeout(t);
+            }
             req = match &payload {
                 Payload::Empty => req,
                 Payload::Json(v) => req
@@ -299,17 +312,34 @@ impl RestStore {
         body: Option<&Value>,
     ) -> Result<Value, TrackingError> {
         let payload = body.map_or(Payload::Empty, Payload::Json);
-        let bytes = self.send(method, url, payload, &self.retry)?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(json!({}));
+        let mut rng = rand::thread_rng();
+        let mut attempt = 0u32;
+        loop {
+            let bytes = self.send(method.clone(), url, payload, &self.retry, None)?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(json!({}));
+            }
+            let e = match serde_json::from_slice(&bytes) {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if attempt >= self.retry.max_retries {
+                return Err(TrackingError::Unreadable {
+                    uri: self.display.clone(),
+                    endpoint: url.path().to_string(),
+                    reason: e.to_string(),
+                });
+            }
+            attempt += 1;
+            let wait = self.retry.delay(attempt, &mut rng);
+            tracing::warn!(
+                "{method} {} answered with something that is not JSON; retry {attempt}/{} in {:.1}s",
+                url.path(),
+                self.retry.max_retries,
+                wait.as_secs_f64()
+            );
+            std::thread::sleep(wait);
         }
-        serde_json::from_slice(&bytes).map_err(|e| TrackingError::Protocol {
-            uri: self.display.clone(),
-            reason: format!(
-                "the answer to `{}` is not JSON ({e}); is this an MLflow server?",
-                url.path()
-            ),
-        })
     }
 
     fn get(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<Value, TrackingError> {
@@ -404,7 +434,7 @@ impl RestStore {
 
     fn upload(&self, root: &str, rel: &str, file: &Path) -> Result<(), TrackingError> {
         let url = self.url(&["api/2.0/mlflow-artifacts/artifacts", root, rel]);
-        self.send(Method::PUT, &url, Payload::File(file), &self.retry)
+        self.send(Method::PUT, &url, Payload::File(file), &self.retry, None)
             .map(drop)
     }
 
@@ -421,7 +451,7 @@ impl RestStore {
 
     fn download_file(&self, root: &str, rel: &str, target: &Path) -> Result<(), TrackingError> {
         let url = self.url(&["api/2.0/mlflow-artifacts/artifacts", root, rel]);
-        let bytes = self.send(Method::GET, &url, Payload::Empty, &self.retry)?;
+        let bytes = self.send(Method::GET, &url, Payload::Empty, &self.retry, None)?;
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| TrackingError::io(parent, e))?;
         }
@@ -470,13 +500,25 @@ impl Tracker for RestStore {
             }
             other => other,
         };
-        self.send(Method::GET, &self.url(&["health"]), Payload::Empty, &quick)
-            .map_err(not_mlflow)?;
+        self.send(
+            Method::GET,
+            &self.url(&["health"]),
+            Payload::Empty,
+            &quick,
+            Some(self.ping_timeout),
+        )
+        .map_err(not_mlflow)?;
         // `health` needs no credentials; a search proves they work and that this is MLflow.
         let mut url = self.api("experiments/search");
         url.query_pairs_mut().append_pair("max_results", "1");
         let body = self
-            .send(Method::GET, &url, Payload::Empty, &quick)
+            .send(
+                Method::GET,
+                &url,
+                Payload::Empty,
+                &quick,
+                Some(self.ping_timeout),
+            )
             .map_err(not_mlflow)?;
         serde_json::from_slice::<Value>(&body)
             .map(drop)
@@ -1085,6 +1127,45 @@ mod tests {
         let err = store.end_run("abc", RunStatus::Finished, 5).unwrap_err();
         assert!(matches!(err, TrackingError::Unreachable { .. }), "{err}");
         assert!(err.to_string().contains("recflow sync"), "{err}");
+    }
+
+    #[test]
+    fn a_success_whose_body_is_not_json_is_retried_then_kept_for_the_spool() {
+        let page = "<html><body>proxy login</body></html>";
+        let server = MockServer::scripted(vec![Reply::json(200, page), Reply::json(200, "{}")]);
+        let store = RestStore::new(&server.url, &fast_settings()).unwrap();
+        let metrics = [Metric::new("loss", 1.0, 0)];
+        store.log_metrics("abc", &metrics).unwrap();
+        assert_eq!(server.requests().len(), 2, "sent again after the page");
+
+        let server = MockServer::scripted(vec![Reply::json(200, page); 4]);
+        let store = RestStore::new(&server.url, &fast_settings()).unwrap();
+        let err = store.log_metrics("abc", &metrics).unwrap_err();
+        assert!(matches!(err, TrackingError::Unreadable { .. }), "{err}");
+        // Transient: the buffered tracker spools the run instead of ending it with data missing.
+        assert!(err.is_transient());
+        assert!(err.to_string().contains("recflow sync"), "{err}");
+        assert_eq!(server.requests().len(), 4);
+    }
+
+    #[test]
+    fn the_first_contact_with_a_server_that_never_answers_fails_within_the_ping_timeout() {
+        let server = MockServer::scripted(vec![
+            Reply::json(200, "{}")
+                .after(Duration::from_secs(60));
+            2
+        ]);
+        // The upload timeout stays long; only the first contact is short.
+        let settings = TrackingSettings {
+            timeout: Duration::from_secs(120),
+            ..fast_settings()
+        };
+        let store = RestStore::new(&server.url, &settings).unwrap();
+        let t0 = Instant::now();
+        let err = store.ping().unwrap_err();
+        let took = t0.elapsed();
+        assert!(took < PING_TIMEOUT * 2 + Duration::from_secs(5), "{took:?}");
+        assert!(matches!(err, TrackingError::Unreachable { .. }), "{err}");
     }
 
     #[test]
