@@ -23,6 +23,7 @@
 //! This module knows nothing about the command line, the environment or tracking.
 
 pub mod error;
+mod listener;
 pub mod metrics;
 pub mod model;
 pub mod routes;

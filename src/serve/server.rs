@@ -33,6 +33,10 @@ pub struct ServeSettings {
     pub body_limit: usize,
     /// Scoring threads, and async worker threads; 0 means one per core.
     pub threads: usize,
+    /// A connection with no traffic for this long is closed (kept above `request_timeout`).
+    pub idle_timeout: Duration,
+    /// Most connections held at once; 0 means the open-file limit less a margin.
+    pub max_connections: usize,
 }
 
 impl Default for ServeSettings {
@@ -45,6 +49,8 @@ impl Default for ServeSettings {
             request_timeout: Duration::from_secs(10),
             body_limit: 1024 * 1024,
             threads: 0,
+            idle_timeout: Duration::from_secs(15),
+            max_connections: 0,
         }
     }
 }
@@ -60,6 +66,8 @@ impl std::fmt::Debug for ServeSettings {
             .field("request_timeout", &self.request_timeout)
             .field("body_limit", &self.body_limit)
             .field("threads", &self.threads)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -72,6 +80,21 @@ impl ServeSettings {
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }
+    }
+
+    /// The connection limit: `max_connections`, or the open-file limit less a margin.
+    pub fn connection_limit(&self) -> usize {
+        if self.max_connections > 0 {
+            self.max_connections
+        } else {
+            super::listener::default_connection_limit()
+        }
+    }
+
+    /// The idle timeout, never below the request timeout (a slow answer is not idleness).
+    pub fn effective_idle_timeout(&self) -> Duration {
+        self.idle_timeout
+            .max(self.request_timeout + Duration::from_secs(1))
     }
 
     /// The socket address to listen on.
@@ -91,8 +114,14 @@ impl ServeSettings {
 pub async fn serve_on(
     listener: TcpListener,
     state: AppState,
+    settings: &ServeSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let listener = super::listener::LimitedListener::new(
+        listener,
+        settings.connection_limit(),
+        settings.effective_idle_timeout(),
+    );
     axum::serve(listener, super::app(state))
         .with_graceful_shutdown(shutdown)
         .await
@@ -133,9 +162,19 @@ async fn run(settings: ServeSettings, loader: ModelLoader) -> Result<(), ServeEr
     tracing::info!("listening on http://{addr}");
 
     let (stop, mut stopped) = watch::channel(false);
-    let mut server = tokio::spawn(serve_on(listener, state.clone(), async move {
-        let _ = stopped.wait_for(|&s| s).await;
-    }));
+    let state_for_server = state.clone();
+    tracing::debug!(
+        "at most {} connections, closed after {:?} idle",
+        settings.connection_limit(),
+        settings.effective_idle_timeout()
+    );
+    let server_settings = settings.clone();
+    let mut server = tokio::spawn(async move {
+        serve_on(listener, state_for_server, &server_settings, async move {
+            let _ = stopped.wait_for(|&s| s).await;
+        })
+        .await
+    });
     let first = state.clone();
     let mut first_load =
         tokio::spawn(async move { first.reload(ReloadRequest::default()).await.map(|_| ()) });

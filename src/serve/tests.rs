@@ -602,3 +602,57 @@ async fn model_swap_under_concurrent_requests_fails_no_request() {
     let (_, info) = get(&app, "/v1/model").await;
     assert_eq!(info["run_id"], "A", "the last reload named model A");
 }
+
+/// A server on a loopback port with the given settings and model A, stopped when the test ends.
+async fn listening(s: &ServeSettings) -> std::net::SocketAddr {
+    let (state, _) = loaded(s);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let s = s.clone();
+    tokio::spawn(
+        async move { server::serve_on(listener, state, &s, std::future::pending()).await },
+    );
+    addr
+}
+
+async fn health_within(addr: std::net::SocketAddr, wait: Duration) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut c = tokio::net::TcpStream::connect(addr).await.ok()?;
+        c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut out = Vec::new();
+        c.read_to_end(&mut out).await.ok()?;
+        Some(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"))
+    };
+    matches!(tokio::time::timeout(wait, ask).await, Ok(Some(true)))
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_the_connection_limit_holds() {
+    use tokio::io::AsyncReadExt;
+    let s = ServeSettings {
+        request_timeout: Duration::from_millis(500),
+        idle_timeout: Duration::from_millis(1500),
+        max_connections: 2,
+        ..settings()
+    };
+    let addr = listening(&s).await;
+    // Two silent clients take both slots: a third waits.
+    let mut idle_a = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _idle_b = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !health_within(addr, Duration::from_millis(500)).await,
+        "over the limit"
+    );
+    // Once idle past the timeout they are closed, and the server answers again.
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), idle_a.read(&mut buf))
+        .await
+        .expect("the idle connection was closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    assert!(health_within(addr, Duration::from_secs(5)).await);
+}
