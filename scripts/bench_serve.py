@@ -32,12 +32,14 @@ try:
     import pyarrow as pa
     import pyarrow.parquet as pq
 except ImportError:
-    if PEER_PY.exists() and Path(sys.executable).resolve() != PEER_PY.resolve():
+    # Compared by prefix: a venv's interpreter is a link to the system one, so the resolved
+    # binaries are the same file even when the venvs differ.
+    if PEER_PY.exists() and Path(sys.prefix).resolve() != PEER_PY.parent.parent.resolve():
         os.execv(str(PEER_PY), [str(PEER_PY), *sys.argv])
     sys.exit("bench_serve.py needs numpy and pyarrow: run `make venv-peers` first")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchlib import table  # noqa: E402
+from benchlib import end_group, table  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--users", type=int, default=192_403)
@@ -195,10 +197,11 @@ def load(port, conns, seconds, script):
 
 
 def start(cmd, env, url, what):
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True,
+                            start_new_session=True)
     t0 = time.time()
     if not wait_http(url, 600, proc):
-        proc.terminate()
+        end_group(proc)
         err = proc.stderr.read()[-2000:] if proc.stderr else ""
         print(f"skipping {what}: it did not answer {url}\n{err}")
         return None, 0.0
@@ -206,13 +209,7 @@ def start(cmd, env, url, what):
 
 
 def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    return proc.returncode
+    return end_group(proc)
 
 
 out = Path(a.out)

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchlib import peer_dict, table  # noqa: E402
+from benchlib import end_group, peer_dict, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT.parent / "shared" / "peers"
@@ -37,7 +37,8 @@ def server(workers):
     port = free_port()
     p = subprocess.Popen([str(ROOT / ".venv" / "bin" / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{d}/m.db",
                           "--artifacts-destination", f"{d}/a", "--host", "127.0.0.1", "--port", str(port),
-                          "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     for _ in range(180):
         try:
@@ -45,7 +46,7 @@ def server(workers):
                 return p, uri
         except OSError:
             time.sleep(0.5)
-    p.kill()
+    end_group(p)
     raise SystemExit("mlflow server did not start")
 
 
@@ -97,7 +98,7 @@ try:
              seconds=round(naive, 1), vs=f"{naive / ours:.0f}x slower"),
     ]
 finally:
-    p.kill()
+    end_group(p)
 p, uri = server(4)
 try:
     ours4 = recflow(uri, RUNS, 4)
@@ -107,7 +108,7 @@ try:
         dict(store="server, 4 workers", system="mlflow log_batch", seconds=round(batch4, 2), vs=f"{batch4 / ours4:.1f}x slower"),
     ]
 finally:
-    p.kill()
+    end_group(p)
 with tempfile.TemporaryDirectory() as d:
     ours_f = recflow(f"file:{d}/recflow", RUNS)
     theirs_f = peer(f"file:{d}/mlflow", "batch", RUNS)

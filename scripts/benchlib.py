@@ -54,3 +54,24 @@ def table(rows, cols):
 def peer_dict(line):
     """The dict a peer prints; numpy 2 scalars print as `np.float64(0.93)`, which is unwrapped."""
     return ast.literal_eval(re.sub(r"np\.\w+\(([^()]*)\)", r"\1", line))
+
+
+def end_group(p, timeout=30):
+    """Ends a process started with `start_new_session=True` and every process of its group
+    (an `mlflow server` leaves uvicorn workers, job runners and huey consumers otherwise)."""
+    import signal
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait()
+    return p.returncode
+
