@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := target/release/recflow
 SAMPLE := data/raw/sample_reviews.json.gz
 
-.PHONY: help setup venv venv-peers test-spark build run ui eda notebook test lint fmt bench bench-etl bench-als bench-quality bench-tracking bench-serve clean
+.PHONY: help setup venv venv-peers test-spark build run ui eda notebook test fault-test lint fmt bench bench-etl bench-als bench-quality bench-tracking bench-serve clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ notebook: venv ## Execute notebooks/01_data_overview.ipynb headless on the proce
 
 test: setup venv ## Run every test (unit, integration, Python compatibility)
 	RECFLOW_REQUIRE_PYTHON=1 $(CARGO) test --release
+
+# The fault-injection and concurrency tests, with more stop signals than `make test` sends.
+FAULT_TESTS = faults:: sigterm concurrent staging stale dropped not_json never_answers timeout \
+    a_500 a_429 server_gone comes_back failed_reload model_swap idle_connections unwritable
+fault-test: setup ## Fault injection: 40 stops at random moments, dying servers, concurrent writers, idle sockets
+	RECFLOW_FAULT_KILLS=40 $(CARGO) test --release --no-fail-fast -- $(FAULT_TESTS)
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --check

@@ -247,6 +247,10 @@ pub struct EtlArgs {
     /// Fail on the first malformed line instead of skipping and counting it.
     #[arg(long)]
     pub strict: bool,
+    /// Skip (and count) input lines longer than N bytes; with `--strict`, fail on them
+    /// [default: 16777216].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_line_bytes: Option<u64>,
     /// Output folder.
     #[arg(long, short, default_value = crate::settings::defaults::PROCESSED)]
     pub output: PathBuf,

@@ -21,6 +21,7 @@
 //!     min_interactions: 5,
 //!     rating_range: RatingRange::default(),
 //!     strict: false,
+//!     max_line_bytes: recflow::data::read::DEFAULT_MAX_LINE_BYTES,
 //!     output: "data/processed".into(),
 //! };
 //! let summary = run_etl(&settings, &Progress::hidden())?;

@@ -122,6 +122,8 @@ pub struct DataSection {
     pub rating_range: Option<String>,
     pub sample_fraction: Option<f64>,
     pub seed: Option<u64>,
+    /// Longer input lines are skipped and counted.
+    pub max_line_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

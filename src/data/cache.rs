@@ -57,10 +57,14 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> CacheError + '_ {
 pub fn fingerprint(input_sha256: &str, etl: &EtlSettings) -> String {
     let mut h = Sha256::new();
     h.update(input_sha256.as_bytes());
-    let settings = serde_json::json!({
+    let mut settings = serde_json::json!({
         "format": etl.format, "columns": etl.columns, "has_header": etl.has_header,
         "min_interactions": etl.min_interactions, "rating_range": etl.rating_range.to_string(), "strict": etl.strict,
     });
+    // Only a changed limit enters the key, so caches made before the setting existed still match.
+    if etl.max_line_bytes != crate::data::read::DEFAULT_MAX_LINE_BYTES {
+        settings["max_line_bytes"] = etl.max_line_bytes.into();
+    }
     h.update(settings.to_string().as_bytes());
     format!("{:x}", h.finalize())[..12].to_string()
 }

@@ -83,6 +83,8 @@ pub struct EtlSettings {
     pub min_interactions: usize,
     pub rating_range: RatingRange,
     pub strict: bool,
+    /// Longer lines are skipped and counted (an error with `strict`).
+    pub max_line_bytes: usize,
     pub output: PathBuf,
 }
 
@@ -199,6 +201,7 @@ pub fn run_etl_hashed(
             columns: s.columns.clone(),
             has_header: s.has_header,
             strict: s.strict,
+            max_line_bytes: s.max_line_bytes,
         },
         progress,
     )?;
@@ -306,9 +309,11 @@ pub fn run_etl_hashed(
     Ok(summary)
 }
 
-fn drops_list(d: &DropCounts) -> [(&'static str, u64); 8] {
+fn drops_list(d: &DropCounts) -> [(&'static str, u64); 10] {
     [
         ("malformed_line", d.malformed_line),
+        ("line_too_long", d.line_too_long),
+        ("id_too_long", d.id_too_long),
         ("missing_user", d.missing_user),
         ("missing_item", d.missing_item),
         ("missing_rating", d.missing_rating),

@@ -31,6 +31,14 @@ pub const NO_TIMESTAMP: i64 = i64::MIN;
 /// Bytes handed to one parallel decoding task.
 const BLOCK_BYTES: usize = 4 << 20;
 
+/// Longest input line read by default. Real review lines are well under 1 MiB; a longer one is
+/// skipped as it streams past, so memory does not grow with it.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 16 << 20;
+
+/// Longest user or item id kept. Ids are held in memory and written to the id maps, so a
+/// runaway id (a whole review pasted into `reviewerID`) is dropped and counted instead.
+pub const MAX_ID_BYTES: usize = 1024;
+
 #[derive(Debug, Error)]
 pub enum ReadError {
     #[error("input file `{}` does not exist", .0.display())]
@@ -55,6 +63,12 @@ pub enum ReadError {
         line: u64,
         #[source]
         source: io::Error,
+    },
+    #[error("`{}` line {line} is longer than {limit} bytes", path.display())]
+    LineTooLong {
+        path: PathBuf,
+        line: u64,
+        limit: usize,
     },
     #[error("`{}` line {line}: {message}", path.display())]
     Malformed {
@@ -109,6 +123,11 @@ impl ReadError {
             Self::Malformed { .. } => {
                 Some("drop `--strict` to skip and count malformed lines instead".into())
             }
+            Self::LineTooLong { .. } => Some(
+                "raise the limit with `--max-line-bytes` (`[data] max_line_bytes`), or drop \
+                 `--strict` to skip and count such lines"
+                    .into(),
+            ),
             Self::ColumnNotFound {
                 field,
                 asked: Some(_),
@@ -158,6 +177,10 @@ pub struct DropCounts {
     pub missing_rating: u64,
     /// Rating present but not a number.
     pub bad_rating: u64,
+    /// Lines longer than the line limit (`--max-line-bytes`), skipped unread.
+    pub line_too_long: u64,
+    /// User or item ids longer than [`MAX_ID_BYTES`].
+    pub id_too_long: u64,
     /// Timestamp missing or unparseable in a file that has timestamps.
     pub bad_timestamp: u64,
     /// Rating outside the configured range.
@@ -173,6 +196,8 @@ impl DropCounts {
             + self.missing_item
             + self.missing_rating
             + self.bad_rating
+            + self.line_too_long
+            + self.id_too_long
             + self.bad_timestamp
             + self.rating_out_of_range
             + self.duplicate
@@ -184,6 +209,8 @@ impl DropCounts {
         self.missing_item += o.missing_item;
         self.missing_rating += o.missing_rating;
         self.bad_rating += o.bad_rating;
+        self.line_too_long += o.line_too_long;
+        self.id_too_long += o.id_too_long;
         self.bad_timestamp += o.bad_timestamp;
         self.rating_out_of_range += o.rating_out_of_range;
         self.duplicate += o.duplicate;
@@ -199,6 +226,8 @@ pub struct ReadOptions {
     pub has_header: Option<bool>,
     /// Fail on the first malformed line instead of skipping it.
     pub strict: bool,
+    /// Lines longer than this are skipped and counted (JSON lines; an error with `strict`).
+    pub max_line_bytes: usize,
 }
 
 /// Interned raw ratings: codes index `user_names` / `item_names` in first-seen order.
@@ -578,6 +607,7 @@ struct BlockOut<'a> {
     saw_rating: bool,
     saw_ts: bool,
     first_malformed: Option<(u64, String)>,
+    first_too_long: Option<u64>,
 }
 
 fn local_code<'de>(
@@ -594,7 +624,12 @@ fn local_code<'de>(
     c
 }
 
-fn decode_block<'a>(block: &'a [u8], first_line: u64, names: &JsonNames) -> BlockOut<'a> {
+fn decode_block<'a>(
+    block: &'a [u8],
+    first_line: u64,
+    names: &JsonNames,
+    max_line: usize,
+) -> BlockOut<'a> {
     let mut out = BlockOut::default();
     let mut umap: FastMap<Cow<str>, u32> = FastMap::default();
     let mut imap: FastMap<Cow<str>, u32> = FastMap::default();
@@ -604,6 +639,11 @@ fn decode_block<'a>(block: &'a [u8], first_line: u64, names: &JsonNames) -> Bloc
             continue;
         }
         out.rows += 1;
+        if line.len() > max_line {
+            out.drops.line_too_long += 1;
+            out.first_too_long.get_or_insert(this_line);
+            continue;
+        }
         let mut de = serde_json::Deserializer::from_slice(line);
         let parsed = LineSeed(names)
             .deserialize(&mut de)
@@ -638,6 +678,10 @@ fn decode_block<'a>(block: &'a [u8], first_line: u64, names: &JsonNames) -> Bloc
                 continue;
             }
         };
+        if user.len() > MAX_ID_BYTES || item.len() > MAX_ID_BYTES {
+            out.drops.id_too_long += 1;
+            continue;
+        }
         // Absent means implicit feedback (decided per file later); null means a missing rating.
         let rating = match rec.rating {
             NumVal::Num(x) if as_rating(x).is_some() => x as f32,
@@ -680,15 +724,57 @@ impl<R: Read> Read for Counting<R> {
 }
 
 enum Chunk {
-    Block { first_line: u64, bytes: Vec<u8> },
-    Failed { line: u64, error: io::Error },
+    Block {
+        first_line: u64,
+        bytes: Vec<u8>,
+    },
+    /// A line longer than the limit, skipped without being held.
+    TooLong {
+        line: u64,
+    },
+    Failed {
+        line: u64,
+        error: io::Error,
+    },
 }
 
-/// Reads whole lines in blocks of about [`BLOCK_BYTES`], numbering their first lines.
-fn produce_blocks(mut reader: Box<dyn Read + Send>, tx: mpsc::SyncSender<Chunk>) {
+/// Reads whole lines in blocks of about [`BLOCK_BYTES`], numbering their first lines. A line
+/// over `max_line` bytes is read past in pieces and reported as [`Chunk::TooLong`], so memory
+/// stays within about `max_line` plus a block whatever the input's longest line.
+fn produce_blocks(mut reader: Box<dyn Read + Send>, tx: mpsc::SyncSender<Chunk>, max_line: usize) {
     let mut carry: Vec<u8> = Vec::new();
     let mut next_line: u64 = 1;
     loop {
+        if carry.len() > max_line {
+            // `carry` is one unfinished line already over the limit: drop it and what follows
+            // up to its newline.
+            let line = next_line;
+            carry.clear();
+            let mut piece = vec![0u8; 64 << 10];
+            let rest = loop {
+                match reader.read(&mut piece) {
+                    Ok(0) => break None,
+                    Ok(n) => {
+                        if let Some(pos) = memchr::memchr(b'\n', &piece[..n]) {
+                            break Some(piece[pos + 1..n].to_vec());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) => {
+                        let _ = tx.send(Chunk::Failed { line, error });
+                        return;
+                    }
+                }
+            };
+            next_line += 1;
+            if tx.send(Chunk::TooLong { line }).is_err() {
+                return;
+            }
+            match rest {
+                Some(rest) => carry = rest,
+                None => return,
+            }
+        }
         let mut buf = std::mem::take(&mut carry);
         let start = buf.len();
         buf.resize(start + BLOCK_BYTES, 0);
@@ -766,7 +852,8 @@ fn read_json_lines(
         Box::new(counted)
     };
     let (tx, rx) = mpsc::sync_channel::<Chunk>(4);
-    let producer = std::thread::spawn(move || produce_blocks(reader, tx));
+    let max_line = opts.max_line_bytes;
+    let producer = std::thread::spawn(move || produce_blocks(reader, tx, max_line));
 
     let mut raw = RawRatings::default();
     let mut users = Interner::default();
@@ -780,9 +867,15 @@ fn read_json_lines(
     while !done {
         let tw = std::time::Instant::now();
         batch.clear();
+        // A skipped long line ends the batch, so it is counted after the lines before it.
+        let mut too_long: Option<u64> = None;
         while batch.len() < batch_len {
             match rx.recv() {
                 Ok(Chunk::Block { first_line, bytes }) => batch.push((first_line, bytes)),
+                Ok(Chunk::TooLong { line }) => {
+                    too_long = Some(line);
+                    break;
+                }
                 Ok(Chunk::Failed { line, error }) => {
                     failure = Some(if gz {
                         ReadError::Gzip {
@@ -809,18 +902,35 @@ fn read_json_lines(
         let td = std::time::Instant::now();
         let outs: Vec<BlockOut> = batch
             .par_iter()
-            .map(|(first, bytes)| decode_block(bytes, *first, &names))
+            .map(|(first, bytes)| decode_block(bytes, *first, &names, max_line))
             .collect();
         decoding += td.elapsed().as_secs_f64();
         let tm = std::time::Instant::now();
         for out in outs {
             if opts.strict {
-                if let Some((line, message)) = out.first_malformed {
-                    failure = Some(ReadError::Malformed {
+                let long = out.first_too_long.map(|line| ReadError::LineTooLong {
+                    path: path.to_path_buf(),
+                    line,
+                    limit: max_line,
+                });
+                let bad = out
+                    .first_malformed
+                    .map(|(line, message)| ReadError::Malformed {
                         path: path.to_path_buf(),
                         line,
                         message,
                     });
+                // The earlier of the two lines is the error.
+                let first = match (long, bad) {
+                    (Some(l), Some(b)) => Some(if error_line(&l) < error_line(&b) {
+                        l
+                    } else {
+                        b
+                    }),
+                    (l, b) => l.or(b),
+                };
+                if let Some(e) = first {
+                    failure = Some(e);
                     done = true;
                     break;
                 }
@@ -836,6 +946,19 @@ fn read_json_lines(
             raw.drops.add(&out.drops);
             saw_rating |= out.saw_rating;
             saw_ts |= out.saw_ts;
+        }
+        if let (Some(line), false) = (too_long, done) {
+            if opts.strict {
+                failure = Some(ReadError::LineTooLong {
+                    path: path.to_path_buf(),
+                    line,
+                    limit: max_line,
+                });
+                done = true;
+            } else {
+                raw.rows_read += 1;
+                raw.drops.line_too_long += 1;
+            }
         }
         merging += tm.elapsed().as_secs_f64();
     }
@@ -868,7 +991,7 @@ fn read_json_lines(
             retain_rows(&mut raw, &keep);
         }
     }
-    let rows_ok = raw.rows_read - raw.drops.malformed_line;
+    let rows_ok = raw.rows_read - raw.drops.malformed_line - raw.drops.line_too_long;
     if rows_ok > 0 && raw.user.is_empty() {
         let missing = [
             (raw.drops.missing_user, "user"),
@@ -906,6 +1029,13 @@ fn read_json_lines(
         })
         .collect();
     Ok(raw)
+}
+
+fn error_line(e: &ReadError) -> u64 {
+    match e {
+        ReadError::LineTooLong { line, .. } | ReadError::Malformed { line, .. } => *line,
+        _ => u64::MAX,
+    }
 }
 
 /// Keys of the first parseable line, to tell the user what the file does have.
@@ -1185,6 +1315,10 @@ fn frame_to_raw(
             raw.drops.missing_item += 1;
             continue;
         };
+        if u.len() > MAX_ID_BYTES || i.len() > MAX_ID_BYTES {
+            raw.drops.id_too_long += 1;
+            continue;
+        }
         let rating = match &ratings {
             None => 1.0,
             Some(r) => match r.get(k).map(str::trim).filter(|s| !s.is_empty()) {
@@ -1252,7 +1386,7 @@ not json
 {"reviewerID": "A3", "asin": "B2", "overall": "five"}
 {"reviewerID": "A3", "asin": "B\u00e9", "overall": 2}
 "#;
-        let out = decode_block(text, 1, &names());
+        let out = decode_block(text, 1, &names(), DEFAULT_MAX_LINE_BYTES);
         assert_eq!(out.rows, 6);
         assert_eq!(out.drops.malformed_line, 1);
         assert_eq!(out.drops.missing_user, 1);
@@ -1269,7 +1403,7 @@ not json
 {"user_id": "u", "item_id": "j", "rating": "-1e300"}
 {"user_id": "u", "item_id": "k", "rating": 4.5}
 "#;
-        let out = decode_block(text, 1, &names());
+        let out = decode_block(text, 1, &names(), DEFAULT_MAX_LINE_BYTES);
         assert_eq!(out.drops.bad_rating, 2);
         assert_eq!(out.rating, vec![4.5]);
         assert_eq!(as_rating(1e308), None);
@@ -1307,6 +1441,7 @@ not json
                 columns: columns.parse().unwrap(),
                 has_header: None,
                 strict,
+                max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             },
             &Progress::hidden(),
         )
@@ -1452,11 +1587,88 @@ not json
     }
 
     #[test]
+    fn a_line_over_the_limit_is_skipped_counted_and_later_lines_keep_their_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        let review = |n: usize| {
+            format!(
+                r#"{{"reviewerID":"u9","asin":"i9","overall":5,"reviewText":"{}"}}"#,
+                "x".repeat(n)
+            )
+        };
+        // Line 2 is longer than the limit but inside one block; line 4 spans several blocks.
+        let lines = [
+            r#"{"reviewerID":"u1","asin":"i1","overall":4}"#.to_string(),
+            review(2 << 20),
+            r#"{"reviewerID":"u2","asin":"i1","overall":3}"#.to_string(),
+            review(3 * BLOCK_BYTES),
+            "not json".to_string(),
+            r#"{"reviewerID":"u3","asin":"i2","overall":5}"#.to_string(),
+        ];
+        fs::write(&path, lines.join("\n")).unwrap();
+        let opts = |strict| ReadOptions {
+            format: InputFormat::Json,
+            columns: ColumnSpec::default(),
+            has_header: None,
+            strict,
+            max_line_bytes: 1 << 20,
+        };
+        let raw = read_ratings(&path, &opts(false), &Progress::hidden()).unwrap();
+        assert_eq!(raw.drops.line_too_long, 2);
+        assert_eq!(raw.drops.malformed_line, 1);
+        assert_eq!(raw.rows_read, 6);
+        assert_eq!(raw.user_names, ["u1", "u2", "u3"]);
+        let e = read_ratings(&path, &opts(true), &Progress::hidden()).unwrap_err();
+        assert!(matches!(e, ReadError::LineTooLong { line: 2, .. }), "{e}");
+        assert!(e.hint().unwrap().contains("--max-line-bytes"));
+        // Only the spanning line: the malformed line after it is still numbered 5.
+        fs::write(
+            &path,
+            [&lines[0], &lines[3], &lines[0], &lines[4]]
+                .map(|l| l.as_str())
+                .join("\n"),
+        )
+        .unwrap();
+        let e = read_ratings(&path, &opts(true), &Progress::hidden()).unwrap_err();
+        assert!(matches!(e, ReadError::LineTooLong { line: 2, .. }), "{e}");
+        let raw = read_ratings(&path, &opts(false), &Progress::hidden()).unwrap();
+        assert_eq!((raw.drops.line_too_long, raw.drops.malformed_line), (1, 1));
+        let mut strict_later = opts(true);
+        strict_later.max_line_bytes = DEFAULT_MAX_LINE_BYTES;
+        let e = read_ratings(&path, &strict_later, &Progress::hidden()).unwrap_err();
+        assert!(matches!(e, ReadError::Malformed { line: 4, .. }), "{e}");
+    }
+
+    #[test]
+    fn ids_longer_than_the_bound_are_dropped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "u".repeat(MAX_ID_BYTES + 1);
+        let json = dir.path().join("r.json");
+        fs::write(
+            &json,
+            format!(
+                "{{\"reviewerID\":\"{long}\",\"asin\":\"i1\",\"overall\":4}}\n\
+                 {{\"reviewerID\":\"u1\",\"asin\":\"i1\",\"overall\":4}}\n"
+            ),
+        )
+        .unwrap();
+        let csv = dir.path().join("r.csv");
+        fs::write(&csv, format!("user,item,rating\nu1,{long},4\nu1,i1,3\n")).unwrap();
+        for (path, format) in [(&json, InputFormat::Json), (&csv, InputFormat::Csv)] {
+            let raw = read(path, format, "", false).unwrap();
+            assert_eq!(raw.drops.id_too_long, 1, "{}", path.display());
+            assert_eq!(raw.user_names, ["u1"]);
+            assert_eq!(raw.item_names, ["i1"]);
+        }
+    }
+
+    #[test]
     fn json_numeric_ids_become_strings() {
         let out = decode_block(
             br#"{"user_id": 196, "item_id": 242, "rating": 3}"#,
             1,
             &names(),
+            DEFAULT_MAX_LINE_BYTES,
         );
         assert_eq!(out.user_names, vec!["196"]);
         assert_eq!(out.item_names, vec!["242"]);

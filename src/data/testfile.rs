@@ -48,6 +48,7 @@ pub fn attach_test_file(ds: &mut Dataset, path: &Path) -> Result<Interactions, T
         columns: Default::default(),
         has_header: None,
         strict: false,
+        max_line_bytes: crate::data::read::DEFAULT_MAX_LINE_BYTES,
     };
     let raw = read_ratings(path, &opts, &Progress::hidden())?;
     let index = |ids: &mut Vec<String>, names: &[String]| -> Vec<u32> {

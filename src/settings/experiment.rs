@@ -441,6 +441,9 @@ pub fn resolve_run(
         min_interactions,
         rating_range,
         strict: false,
+        max_line_bytes: d
+            .max_line_bytes
+            .unwrap_or(crate::data::read::DEFAULT_MAX_LINE_BYTES),
         output: PathBuf::from(defaults::PROCESSED),
     };
     let sp = &spec.split;

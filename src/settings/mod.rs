@@ -105,6 +105,7 @@ fn etl_settings(
         min_interactions,
         rating_range: RatingRange::default(),
         strict: false,
+        max_line_bytes: crate::data::read::DEFAULT_MAX_LINE_BYTES,
         output,
     })
 }
@@ -121,6 +122,9 @@ pub fn resolve_etl(a: &EtlArgs, env: &Env) -> Result<EtlCommand, SettingsError> 
     etl.has_header = a.has_header();
     etl.rating_range = a.rating_range.unwrap_or_default();
     etl.strict = a.strict;
+    if let Some(n) = a.max_line_bytes {
+        etl.max_line_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+    }
     let may_download = a.input.is_none() || a.download;
     Ok(EtlCommand {
         etl,

@@ -5,6 +5,7 @@
 mod cli;
 mod etl;
 mod families;
+mod faults;
 mod layers;
 mod tracking;
 mod train;
