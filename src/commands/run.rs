@@ -138,12 +138,12 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The MLflow UI page of a run, credentials masked.
+/// The MLflow UI page of a run, without credentials.
 fn link(uri: &str, experiment_id: &str, run_id: &str) -> String {
     match TrackingUri::parse(uri) {
         Ok(TrackingUri::Http(base)) => format!(
             "{}/#/experiments/{experiment_id}/runs/{run_id}",
-            tracking::mask_uri(base.trim_end_matches('/'))
+            tracking::link_uri(base.trim_end_matches('/'))
         ),
         _ => format!(
             "make ui, then http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"

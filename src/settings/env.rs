@@ -97,7 +97,8 @@ pub const VARS: &[Var] = &[
     Var {
         name: MLFLOW_TRACKING_USERNAME,
         default: None,
-        secret: false,
+        // A user name is half a credential: masked like the password.
+        secret: true,
         help: "Basic auth user for an MLflow server",
     },
     Var {

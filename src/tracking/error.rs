@@ -54,7 +54,9 @@ pub enum TrackingError {
     /// A success status with a body that is not JSON (a proxy's page, a cut answer): nothing
     /// says the server took the request, so it is retried and then kept locally.
     #[error(
-        "tracking server `{uri}` answered `{endpoint}` with something that is not JSON          ({reason}); a proxy in the way?\nhint: pass `--tracking-uri file:./mlruns` to log          locally, then copy the runs with `recflow sync`"
+        "tracking server `{uri}` answered `{endpoint}` with something that is not JSON \
+         ({reason}); a proxy in the way?\nhint: pass `--tracking-uri file:./mlruns` to log \
+         locally, then copy the runs with `recflow sync`"
     )]
     Unreadable {
         uri: String,

@@ -51,7 +51,7 @@ pub use types::{
     RunStatus, Tag,
 };
 pub(crate) use uri::path_to_file_uri;
-pub use uri::{mask_uri, TrackingUri};
+pub use uri::{link_uri, mask_uri, redact, TrackingUri};
 
 /// A tracking store recflow can log to and read from. Object safe: recflow holds a
 /// `Box<dyn Tracker>` from [`open_tracker`].

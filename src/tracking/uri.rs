@@ -109,8 +109,9 @@ pub(crate) fn path_to_file_uri(path: &Path) -> String {
     format!("file://{slash}{}", utf8_percent_encode(&s, PATHLIB_ESCAPED))
 }
 
-/// A URI with passwords and tokens replaced by `****`, for messages and logs. A string that is
-/// not a URI but holds `@` or a query keeps only its scheme: better too little than a secret.
+/// A URI with user names, passwords and tokens replaced by `****`, for messages and logs. A
+/// string that is not a URI but holds `@` or a query keeps only its scheme: better too little
+/// than a secret.
 pub fn mask_uri(uri: &str) -> String {
     let Ok(mut url) = Url::parse(uri) else {
         return match uri.split_once("://") {
@@ -119,6 +120,9 @@ pub fn mask_uri(uri: &str) -> String {
         };
     };
     let mut changed = false;
+    if !url.username().is_empty() {
+        changed |= url.set_username("****").is_ok();
+    }
     if url.password().is_some() {
         changed |= url.set_password(Some("****")).is_ok();
     }
@@ -144,6 +148,65 @@ pub fn mask_uri(uri: &str) -> String {
         uri.to_string()
     }
 }
+
+/// A URI for a person to open: user name and password removed (the browser asks for them), the
+/// rest masked as [`mask_uri`] does.
+pub fn link_uri(uri: &str) -> String {
+    match Url::parse(uri) {
+        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            mask_uri(url.as_str().trim_end_matches('/'))
+        }
+        _ => mask_uri(uri),
+    }
+}
+
+/// Text a server sent back (an error page, a message), with anything that looks like a
+/// credential replaced by `****` and cut to [`ECHO_CHARS`] characters: a proxy or server that
+/// echoes the request must not make recflow print its `Authorization` header.
+pub fn redact(text: &str) -> String {
+    use regex::Regex;
+    use std::sync::LazyLock;
+    static RULES: LazyLock<[(Regex, &str); 4]> = LazyLock::new(|| {
+        let re = |p: &str| Regex::new(p).expect("valid pattern");
+        [
+            // Header lines: `Authorization: Basic dTpw`, `"cookie": "a=b"`.
+            (
+                re(
+                    r#"(?i)((?:proxy-)?authorization|cookie|set-cookie|x-api-key)(["']?\s*[:=]\s*)[^\r\n]*"#,
+                ),
+                "$1$2****",
+            ),
+            (
+                re(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9+/=._~-]{4,}"),
+                "$1 ****",
+            ),
+            // `password=x`, `"token": "x"`.
+            (
+                re(
+                    r#"(?i)\b([a-z_]*(?:password|passwd|secret|token|api_?key)[a-z_]*)(["']?\s*[:=]\s*["']?)[^\s&"',;}]+"#,
+                ),
+                "$1$2****",
+            ),
+            // Credentials in a URI.
+            (re(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@"), "$1****@"),
+        ]
+    });
+    let mut out = text.to_string();
+    for (re, with) in RULES.iter() {
+        out = re.replace_all(&out, *with).into_owned();
+    }
+    let cut: String = out.chars().take(ECHO_CHARS).collect();
+    if cut.len() < out.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}
+
+/// The most of a server's answer quoted in a message.
+pub const ECHO_CHARS: usize = 300;
 
 fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
@@ -217,14 +280,44 @@ mod tests {
     fn mask_uri_hides_passwords_and_tokens() {
         assert_eq!(
             mask_uri("https://u:pw@host:5000/x"),
-            "https://u:****@host:5000/x"
+            "https://****:****@host:5000/x"
         );
-        assert_eq!(mask_uri("https://u@host/x"), "https://u@host/x");
+        assert_eq!(mask_uri("https://u@host/x"), "https://****@host/x");
         assert_eq!(
             mask_uri("postgresql://h/db?user=a&password=b"),
             "postgresql://h/db?user=a&password=****"
         );
         assert_eq!(mask_uri("http://h/x@y"), "http://h/x@y");
+    }
+
+    #[test]
+    fn links_for_a_person_carry_no_user_name_or_password() {
+        assert_eq!(link_uri("http://bob:hunter2@h:5000"), "http://h:5000");
+        assert_eq!(link_uri("http://bob@h:5000/"), "http://h:5000");
+        assert_eq!(link_uri("http://h:5000"), "http://h:5000");
+    }
+
+    #[test]
+    fn server_echoes_never_carry_credentials_and_are_cut() {
+        let echo = "500 Internal Server Error\nHost: h\nAuthorization: Basic dTpodW50ZXIy\n\
+                    cookie: session=abc\n{\"password\": \"hunter2\", \"x\": 1}\n\
+                    see https://bob:hunter2@h/x and token=abc123 or Bearer eyJhbGciOi.x";
+        let r = redact(echo);
+        for secret in [
+            "dTpodW50ZXIy",
+            "session=abc",
+            "hunter2",
+            "abc123",
+            "eyJhbGciOi",
+            "bob",
+        ] {
+            assert!(!r.contains(secret), "{secret} in {r}");
+        }
+        assert!(r.contains("Authorization: ****"), "{r}");
+        assert!(r.contains("Host: h"), "{r}");
+        assert!(r.contains("\"x\": 1"), "{r}");
+        let long = redact(&"y".repeat(10_000));
+        assert_eq!(long.chars().count(), ECHO_CHARS + 1);
     }
 
     #[test]

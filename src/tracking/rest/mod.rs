@@ -28,7 +28,7 @@ pub use retry::RetryPolicy;
 pub(crate) use retry::RETRY_STATUSES;
 
 use super::{
-    experiment_tags, join_artifact_path, mask_uri, normalize_batch, validate_artifact_path,
+    experiment_tags, join_artifact_path, mask_uri, normalize_batch, redact, validate_artifact_path,
     validate_dataset, validate_experiment_name, walk_files, ArtifactEntry, Batch, DatasetInput,
     Experiment, Metric, NewRun, Run, RunInfo, RunQuery, RunStatus, Tag, Tracker, TrackingError,
     TAG_DATASET_CONTEXT,
@@ -279,19 +279,14 @@ impl RestStore {
                 .map(str::to_string)
         };
         let code = field("error_code").unwrap_or_default();
-        let message = field("message").unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            let short: String = text.chars().take(300).collect();
-            if short.is_empty() {
-                status
-                    .canonical_reason()
-                    .unwrap_or("no message")
-                    .to_string()
-            } else {
-                short
-            }
-        });
+        let text = field("message").unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+        let message = match redact(text.trim()) {
+            m if m.is_empty() => status
+                .canonical_reason()
+                .unwrap_or("no message")
+                .to_string(),
+            m => m,
+        };
         let uri = self.display.clone();
         match status.as_u16() {
             401 => TrackingError::Unauthorized { uri, code, message },
@@ -327,7 +322,7 @@ impl RestStore {
                 return Err(TrackingError::Unreadable {
                     uri: self.display.clone(),
                     endpoint: url.path().to_string(),
-                    reason: e.to_string(),
+                    reason: redact(&e.to_string()),
                 });
             }
             attempt += 1;
@@ -1217,6 +1212,28 @@ mod tests {
         let auth = server.requests()[0].header("authorization").unwrap();
         assert!(auth.starts_with("Basic "), "{auth}");
         assert_eq!(server.requests().len(), 1);
+    }
+
+    #[test]
+    fn a_server_that_echoes_the_request_headers_never_gets_them_printed() {
+        // A 400 is not retried; its text body is what a debugging proxy sends back.
+        let echo = "Bad Request\r\nPOST /api/2.0/mlflow/runs/get HTTP/1.1\r\n\
+                    authorization: Basic Ym9iOmh1bnRlcjI=\r\nhost: 127.0.0.1\r\n";
+        let server = MockServer::scripted(vec![Reply::json(400, &echo.repeat(50))]);
+        let settings = TrackingSettings {
+            username: Some("bob".into()),
+            password: Some("hunter2".into()),
+            ..fast_settings()
+        };
+        let store = RestStore::new(&server.url, &settings).unwrap();
+        let err = store.get_run("abc").unwrap_err();
+        let sent = server.requests()[0].header("authorization").unwrap();
+        let b64 = sent.trim_start_matches("Basic ");
+        let msg = format!("{err} {err:?}");
+        assert!(!msg.contains(b64) && !msg.contains("hunter2"), "{msg}");
+        assert!(msg.contains("authorization: ****"), "{msg}");
+        // Long echoes are cut.
+        assert!(err.to_string().len() < 600, "{err}");
     }
 
     #[test]
