@@ -53,7 +53,8 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<()> {
         ctx.out.warn(format!(
             "the tracking server did not take {} run(s); they were saved to {local_uri}\nhint: send them with `recflow sync --from {local_uri} --to {}`",
             spooled.saved.len(),
-            tracking::mask_uri(&s.tracking.uri)
+            // No credentials in a command to copy: `sync` takes them from the environment.
+            tracking::link_uri(&s.tracking.uri)
         ));
         return Err(OnlySpooled(local_uri).into());
     }

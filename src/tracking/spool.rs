@@ -385,7 +385,7 @@ impl BufferedTracker {
         state.runs.iter().position(|r| r.id == run_id)
     }
 
-    /// A private copy of a file or folder whose delivery failed; the caller may delete theirs.
+    /// A private copy of a file or folder the run's local copy may need; the caller may delete theirs.
     fn keep_copy(state: &mut State, src: &Path, is_dir: bool) -> Result<PathBuf, TrackingError> {
         if state.spool_dir.is_none() {
             let dir = tempfile::Builder::new()
@@ -437,18 +437,16 @@ impl BufferedTracker {
             ));
         }
         let k = state.runs[i].artifacts.len();
-        let queued = self.send_or_queue(&mut state, i, Op::Artifact(k), |t, rid| {
+        self.send_or_queue(&mut state, i, Op::Artifact(k), |t, rid| {
             if is_dir {
                 t.log_artifacts(rid, local, artifact_path)
             } else {
                 t.log_artifact(rid, local, artifact_path)
             }
         })?;
-        let local = if queued {
-            Self::keep_copy(&mut state, local, is_dir)?
-        } else {
-            local.to_path_buf()
-        };
+        // A private copy even when delivered: if a later call fails, the run's local copy
+        // needs every artifact, and the caller's file is often in a folder already deleted.
+        let local = Self::keep_copy(&mut state, local, is_dir)?;
         state.runs[i].artifacts.push(ArtifactRecord {
             local,
             artifact_path: artifact_path.map(str::to_string),
@@ -753,6 +751,12 @@ mod tests {
         tracker
             .log_params(&parent.run_id, &[Param::new("rank", "10")])
             .unwrap();
+        // Delivered while the server is up, from a folder the caller deletes at once.
+        let scratch = tempfile::tempdir().unwrap();
+        let spec = scratch.path().join("spec.toml");
+        std::fs::write(&spec, "[experiment]").unwrap();
+        tracker.log_artifact(&parent.run_id, &spec, None).unwrap();
+        drop(scratch);
 
         // The server dies; the server process is gone for good.
         down.store(true, Ordering::SeqCst);
@@ -831,6 +835,11 @@ mod tests {
         );
         let arts = local.list_artifacts(&child.run_id, Some("model")).unwrap();
         assert_eq!(arts[0].path, "model/model.bin");
+        let parent_arts = local.list_artifacts(&parent.run_id, None).unwrap();
+        assert!(
+            parent_arts.iter().any(|a| a.path == "spec.toml"),
+            "an artifact delivered before the failure is in the local copy: {parent_arts:?}"
+        );
         assert!(!tracker.has_pending());
     }
 

@@ -595,3 +595,64 @@ fn sigterm_ends_open_runs_as_killed() {
         assert!(text.contains("status: 5"), "KILLED: {text}");
     }
 }
+
+#[test]
+fn a_server_that_dies_mid_run_leaves_the_runs_spooled_exit_1_and_the_sync_command() {
+    let Some(_py) = python_or_skip("a_server_that_dies_mid_run_leaves_the_runs_spooled") else {
+        return;
+    };
+    let server = start_server();
+    let d = Dir::new();
+    d.generate(3000, 1500, 60000, 9);
+    d.write(
+        "experiments/slow.toml",
+        SPEC.replace("rank = [2, 4]", "rank = [16, 32, 48]")
+            .replace("max_iter = 3", "max_iter = 15"),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_recflow"))
+        .current_dir(d.path())
+        .args([
+            "run",
+            "experiments/slow.toml",
+            "--tracking-uri",
+            &server.uri,
+        ])
+        .env_remove("MLFLOW_TRACKING_URI")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the parent and a child open on the server, then take the server away.
+    std::thread::sleep(Duration::from_secs(4));
+    drop(server);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "spooled results exit 1\n{stderr}"
+    );
+    assert!(stderr.contains("recflow sync --from"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("logged to http"), "{stdout}");
+    // The local copy is complete: every run ended, none left RUNNING.
+    let mut metas = 0;
+    for exp in std::fs::read_dir(d.join("mlruns")).unwrap().flatten() {
+        for run in std::fs::read_dir(exp.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(t) = std::fs::read_to_string(run.path().join("meta.yaml")) {
+                if t.contains("run_id") {
+                    metas += 1;
+                    assert!(t.contains("status: 3"), "FINISHED: {t}");
+                }
+            }
+        }
+    }
+    assert!(
+        metas >= 2,
+        "the parent and its children are in ./mlruns ({metas})"
+    );
+}

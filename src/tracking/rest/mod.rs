@@ -27,6 +27,9 @@ use retry::retry_after;
 pub use retry::RetryPolicy;
 pub(crate) use retry::RETRY_STATUSES;
 
+/// Retries of a request whose connection is refused (about 15 s with the default backoff).
+const CONNECT_RETRIES: u32 = 3;
+
 use super::{
     experiment_tags, join_artifact_path, mask_uri, normalize_batch, redact, validate_artifact_path,
     validate_dataset, validate_experiment_name, walk_files, ArtifactEntry, Batch, DatasetInput,
@@ -247,6 +250,10 @@ impl RestStore {
                 }
                 Err(e) => {
                     let cause = error_chain(&e);
+                    // A refused connection means no server is listening: a few quick retries
+                    // cover a restart, then the run goes on logging to the spool instead of
+                    // waiting minutes (a stalled or failing server keeps the full schedule).
+                    let can_retry = can_retry && !(e.is_connect() && attempt >= CONNECT_RETRIES);
                     if can_retry {
                         attempt += 1;
                         let wait = policy.delay(attempt, &mut rng);
@@ -1107,6 +1114,33 @@ mod tests {
         let store = RestStore::new(&server.url, &fast_settings()).unwrap();
         store.end_run("abc", RunStatus::Finished, 5).unwrap();
         assert_eq!(server.requests().len(), 2);
+    }
+
+    #[test]
+    fn a_refused_connection_gets_a_few_quick_retries_not_the_full_schedule() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut settings = fast_settings();
+        // The full schedule would wait 0.2 + 0.4 + 0.8 + ... = about 25 s.
+        settings.retry = RetryPolicy {
+            max_retries: 7,
+            backoff_factor: Duration::from_millis(200),
+            backoff_cap: Duration::from_secs(60),
+            jitter: Duration::ZERO,
+        };
+        let store = RestStore::new(&format!("http://127.0.0.1:{port}"), &settings).unwrap();
+        let t0 = std::time::Instant::now();
+        let err = store.end_run("abc", RunStatus::Finished, 5).unwrap_err();
+        let waited = t0.elapsed();
+        assert!(matches!(err, TrackingError::Unreachable { .. }), "{err}");
+        // CONNECT_RETRIES = 3 retries: 0.2 + 0.4 + 0.8 s.
+        assert!(
+            waited >= Duration::from_millis(1400) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
     }
 
     #[test]
