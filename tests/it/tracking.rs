@@ -656,3 +656,52 @@ fn a_server_that_dies_mid_run_leaves_the_runs_spooled_exit_1_and_the_sync_comman
         "the parent and its children are in ./mlruns ({metas})"
     );
 }
+
+#[test]
+fn a_failure_after_training_ends_the_parent_failed_and_touches_nothing_else() {
+    let d = prepared();
+    d.write("mydocs/thesis.tex", "a");
+    std::fs::create_dir_all(d.join("mydocs/photos")).unwrap();
+    let run = d
+        .run(&[
+            "-q",
+            "run",
+            "experiments/it.toml",
+            "--set",
+            "output.model_dir=\"mydocs\"",
+        ])
+        .fails_with(1);
+    assert!(
+        run.stderr.contains("not a recflow model folder"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("mydocs/thesis.tex")).unwrap(),
+        "a"
+    );
+    assert!(d.join("mydocs/photos").is_dir());
+    let mut statuses = Vec::new();
+    for exp in std::fs::read_dir(d.join("mlruns")).unwrap().flatten() {
+        for r in std::fs::read_dir(exp.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(t) = std::fs::read_to_string(r.path().join("meta.yaml")) {
+                if let Some(l) = t.lines().find(|l| l.starts_with("status:")) {
+                    statuses.push(l.to_string());
+                }
+            }
+        }
+    }
+    assert!(
+        !statuses.iter().any(|s| s == "status: 1"),
+        "none RUNNING: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "status: 4").count(),
+        1,
+        "the parent is FAILED: {statuses:?}"
+    );
+}
