@@ -50,7 +50,7 @@ test: setup venv ## Run every test (unit, integration, Python compatibility)
 # The fault-injection and concurrency tests, with more stop signals than `make test` sends.
 FAULT_TESTS = faults:: sigterm concurrent staging stale dropped not_json never_answers timeout \
     a_500 a_429 server_gone comes_back failed_reload model_swap idle_connections unwritable \
-    dies_mid_run refused_connection failure_after_training
+    dies_mid_run refused_connection failure_after_training file_size_limit
 fault-test: setup venv ## Fault injection: 40 stops at random moments, dying servers, concurrent writers, idle sockets
 	RECFLOW_REQUIRE_PYTHON=1 RECFLOW_FAULT_KILLS=40 $(CARGO) test --release --no-fail-fast -- $(FAULT_TESTS)
 

@@ -491,3 +491,41 @@ fn etl_reads_standard_input_and_a_named_pipe() {
         .collect();
     assert!(left.is_empty(), "{left:?} {}", run.stderr);
 }
+
+#[test]
+fn a_file_size_limit_is_a_named_write_error_and_earlier_outputs_survive() {
+    let d = Dir::new();
+    d.generate(3000, 1500, 60000, 3);
+    etl(&d, "r.json.gz", &["--min-interactions", "1"]).ok();
+    let before = std::fs::read(d.join("out/interactions.parquet")).unwrap();
+    // `ulimit -f 64`: files of at most 64 KiB; the interactions file is larger.
+    let out = std::process::Command::new("bash")
+        .current_dir(d.path())
+        .args([
+            "-c",
+            "ulimit -f 64 && exec \"$0\" etl --input r.json.gz --output out --min-interactions 2",
+            env!("CARGO_BIN_EXE_recflow"),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "not killed by SIGXFSZ (153)\n{stderr}"
+    );
+    assert!(
+        stderr.contains("File too large") && stderr.contains(".parquet"),
+        "the error names the file and the cause\n{stderr}"
+    );
+    assert_eq!(
+        before,
+        std::fs::read(d.join("out/interactions.parquet")).unwrap()
+    );
+    let staging: Vec<_> = std::fs::read_dir(d.join("out"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert!(staging.is_empty(), "no staging folder left: {staging:?}");
+}
