@@ -258,8 +258,13 @@ impl BufferedTracker {
 
     fn go_offline(&self, state: &mut State, cause: &TrackingError) {
         if !state.offline {
+            // The cause alone: its own hint (log locally) does not apply to a run under way.
+            let why = match cause {
+                TrackingError::Unreachable { cause, .. } => cause.clone(),
+                e => e.to_string().lines().next().unwrap_or_default().to_string(),
+            };
             tracing::warn!(
-                "tracking server `{}` stopped answering ({cause}); results are kept and sent when \
+                "tracking server `{}` stopped answering ({why}); results are kept and sent when \
                  it is back, else saved locally at the end",
                 self.inner.uri()
             );
