@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := target/release/recflow
 SAMPLE := data/raw/sample_reviews.json.gz
 
-.PHONY: help setup venv venv-peers test-spark build run ui eda notebook test fault-test lint fmt bench bench-etl bench-als bench-quality bench-tracking bench-serve clean
+.PHONY: help setup venv venv-peers test-spark build run ui eda notebook test fault-test lint fmt bench bench-etl bench-als bench-quality bench-tracking bench-runs bench-serve clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -61,7 +61,7 @@ lint: ## rustfmt check and clippy with warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt
 
-bench: bench-etl bench-als bench-quality bench-tracking bench-serve ## Run every benchmark
+bench: bench-etl bench-als bench-quality bench-tracking bench-serve bench-runs ## Run every benchmark
 
 bench-etl: build venv-peers ## ETL on an Electronics-size generated file vs polars-python and PySpark
 	python3 scripts/bench_etl.py
@@ -74,6 +74,9 @@ bench-quality: build venv-peers ## Every model family selected on validation, sc
 
 bench-tracking: build venv ## MLflow logging through recflow vs MLflow's Python client and a minimal HTTP client
 	python3 scripts/bench_tracking.py 50
+
+bench-runs: build venv ## runs list/compare over 500 runs vs mlflow.search_runs (file store, server); bootstrap vs evaluation time
+	python3 scripts/bench_runs.py 500 3
 
 bench-serve: build venv-peers ## HTTP serving under load (wrk) vs the FastAPI + numpy peer, and a 60 s soak
 	@command -v wrk >/dev/null || (echo "installing wrk" && apt-get install -y -qq wrk >/dev/null)

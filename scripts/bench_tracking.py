@@ -7,7 +7,6 @@ usage: bench_tracking.py [RUNS]"""
 import ast
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,38 +15,12 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchlib import end_group, peer_dict, table  # noqa: E402
+from benchlib import end_group, mlflow_server, peer_dict, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT.parent / "shared" / "peers"
 PY = ROOT / ".venv" / "bin" / "python"
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 50
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def server(workers):
-    d = tempfile.mkdtemp()
-    port = free_port()
-    p = subprocess.Popen([str(ROOT / ".venv" / "bin" / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{d}/m.db",
-                          "--artifacts-destination", f"{d}/a", "--host", "127.0.0.1", "--port", str(port),
-                          "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    for _ in range(180):
-        try:
-            if urllib.request.urlopen(f"{uri}/health", timeout=1).status == 200:
-                return p, uri
-        except OSError:
-            time.sleep(0.5)
-    end_group(p)
-    raise SystemExit("mlflow server did not start")
 
 
 def recflow(uri, runs, threads=1):
@@ -82,7 +55,7 @@ def minimal(uri, runs):
 
 
 rows = []
-p, uri = server(1)
+p, uri = mlflow_server(1, ROOT / ".venv" / "bin" / "mlflow")
 try:
     floor = minimal(uri, RUNS)
     ours = recflow(uri, RUNS)
@@ -99,7 +72,7 @@ try:
     ]
 finally:
     end_group(p)
-p, uri = server(4)
+p, uri = mlflow_server(4, ROOT / ".venv" / "bin" / "mlflow")
 try:
     ours4 = recflow(uri, RUNS, 4)
     batch4 = peer(uri, "batch", RUNS)

@@ -4,6 +4,9 @@ import ast
 import os
 import re
 import subprocess
+import urllib.request
+import tempfile
+import socket
 import time
 
 
@@ -75,3 +78,29 @@ def end_group(p, timeout=30):
     p.wait()
     return p.returncode
 
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def mlflow_server(workers, mlflow):
+    """Starts `mlflow server` (sqlite, on loopback) in a process group of its own; returns (process, uri)."""
+    d = tempfile.mkdtemp()
+    port = free_port()
+    p = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{d}/m.db",
+                          "--artifacts-destination", f"{d}/a", "--host", "127.0.0.1", "--port", str(port),
+                          "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    for _ in range(180):
+        try:
+            if urllib.request.urlopen(f"{uri}/health", timeout=1).status == 200:
+                return p, uri
+        except OSError:
+            time.sleep(0.5)
+    end_group(p)
+    raise SystemExit("mlflow server did not start")

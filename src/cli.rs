@@ -484,6 +484,10 @@ pub struct EvalCmdArgs {
     /// Also write the split used (train.parquet, test.parquet) into this folder.
     #[arg(long, value_name = "DIR")]
     pub save_split: Option<PathBuf>,
+    /// Also write each test user's figures (Parquet: user_id, relevant, the ranking metrics,
+    /// pairs, sq_err, abs_err), the layout `recflow run` logs as eval/per_user_test.parquet.
+    #[arg(long, value_name = "FILE")]
+    pub per_user: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -537,9 +541,23 @@ pub struct StoreArgs {
     /// Tracking URI [default: MLFLOW_TRACKING_URI, else file:./mlruns].
     #[arg(long)]
     pub tracking_uri: Option<String>,
-    /// Print CSV instead of a table.
-    #[arg(long)]
+    /// Print CSV instead of a table (same as `--format csv`).
+    #[arg(long, conflicts_with = "format")]
     pub csv: bool,
+    /// Output format: an aligned table, CSV or JSON (full precision, no markers), Markdown or
+    /// LaTeX (best values in bold) [default: table; `--json` means json].
+    #[arg(long, value_enum)]
+    pub format: Option<TableFormat>,
+}
+
+/// How `runs` and `experiments` print what they found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableFormat {
+    Table,
+    Csv,
+    Json,
+    Md,
+    Latex,
 }
 
 #[derive(Debug, Subcommand, Clone)]
@@ -554,17 +572,27 @@ pub enum RunsCommand {
     List(RunsListArgs),
     /// One run: params, latest metrics, tags, artifacts, child runs.
     Show {
+        /// Run id, or a unique prefix of it.
         run_id: String,
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Runs side by side: differing params marked, best value of each metric starred.
-    Compare {
-        #[arg(required = true, num_args = 2..)]
-        run_ids: Vec<String>,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
+    /// Runs side by side: differing params marked, best value of each metric starred; grouped
+    /// (mean ± sd over repeated configurations) or tested for significance user by user.
+    ///
+    /// Example:
+    ///   recflow runs compare 3f2a9c41 77b0e1d2 --diff-only
+    ///   recflow runs compare --children-of 3f2a9c41 --metrics 'val_*' --params rank,reg
+    ///   recflow runs compare --children-of 3f2a9c41 --group-by params.rank,params.reg
+    ///   recflow runs compare 3f2a9c41 77b0e1d2 c09d4e11 --significance --metric test_ndcg_at_10
+    #[command(verbatim_doc_comment)]
+    Compare(RunsCompareArgs),
+    /// One metric over two params as a grid: `--rows params.rank --cols params.reg`.
+    ///
+    /// Example:
+    ///   recflow runs pivot --experiment quickstart --rows params.rank --cols params.reg --value metrics.val_ndcg_at_10
+    #[command(verbatim_doc_comment)]
+    Pivot(RunsPivotArgs),
     /// The run with the best value of a metric, in the metric's own direction.
     Best {
         #[arg(long)]
@@ -597,11 +625,93 @@ pub struct RunsListArgs {
     /// At most this many runs.
     #[arg(long, default_value_t = 100)]
     pub max: usize,
-    /// Columns: `run_id,name,status,params.rank,metrics.rmse`... [default: a useful set].
+    /// Columns: `run_id,name,status,params.rank,metrics.val_rmse`; globs match keys
+    /// (`params.*`, `metrics.test_*`) [default: a useful set].
     #[arg(long, value_delimiter = ',')]
     pub columns: Vec<String>,
+    /// Only runs without a parent (one line per `recflow run`).
+    #[arg(long)]
+    pub parents_only: bool,
+    /// Runs in the order found, without putting children under their parent.
+    #[arg(long)]
+    pub flat: bool,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunsCompareArgs {
+    /// Run ids, or unique prefixes of them (8 characters are usually enough).
+    pub run_ids: Vec<String>,
+    /// Add the child runs of this parent run (id or prefix).
+    #[arg(long)]
+    pub children_of: Option<String>,
+    /// Only the rows whose values differ between the runs.
+    #[arg(long)]
+    pub diff_only: bool,
+    /// Metrics to show, by key or glob (`val_*,test_ndcg_at_10`) [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pub metrics: Vec<String>,
+    /// Params to show, by key or glob (`rank,reg*`) [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pub params: Vec<String>,
+    /// One line per (run, key, value) instead of runs side by side.
+    #[arg(long)]
+    pub long: bool,
+    /// Group runs by these params or tags (`params.rank,params.reg`) and show each metric's
+    /// mean ± sd and the count.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["long", "significance"])]
+    pub group_by: Vec<String>,
+    /// Paired tests over the test users each run shares with the first run: mean difference
+    /// with its bootstrap 95% CI, paired t, Wilcoxon signed-rank, effect size, Holm-corrected.
+    /// Needs the runs' per-user figures (`eval/per_user_test.parquet`, on final models) and one
+    /// test split.
+    #[arg(long, conflicts_with = "long")]
+    pub significance: bool,
+    /// The metric `--significance` compares [default: test_ndcg_at_10, else the first ranking
+    /// metric the runs share].
+    #[arg(long, requires = "significance")]
+    pub metric: Option<String>,
+    /// Bootstrap resamples for `--significance`.
+    #[arg(long, default_value_t = 1000, requires = "significance")]
+    pub resamples: usize,
+    /// Bootstrap seed for `--significance`.
+    #[arg(long, default_value_t = 42, requires = "significance")]
+    pub seed: u64,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunsPivotArgs {
+    /// Experiment name.
+    #[arg(long)]
+    pub experiment: String,
+    /// MLflow filter applied first (`tags.recflow.entry = 'als'`).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// The param or tag whose values make the rows (`params.rank`).
+    #[arg(long)]
+    pub rows: String,
+    /// The param or tag whose values make the columns (`params.reg`).
+    #[arg(long)]
+    pub cols: String,
+    /// The metric in the cells (`metrics.val_ndcg_at_10`; `metrics.` optional).
+    #[arg(long)]
+    pub value: String,
+    /// How several runs in one cell combine.
+    #[arg(long, value_enum, default_value_t = PivotAgg::Mean)]
+    pub agg: PivotAgg,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PivotAgg {
+    Mean,
+    Min,
+    Max,
+    Count,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -85,6 +85,15 @@ impl Printer {
         self.write(&table.render(width))
     }
 
+    /// An aligned table in blocks of columns that fit `width`, row labels repeated (human
+    /// output).
+    pub fn table_blocks(&self, table: &Table, width: usize) -> io::Result<()> {
+        if self.quiet || self.json {
+            return Ok(());
+        }
+        self.write(&table.render_blocks(width))
+    }
+
     /// A table as CSV (RFC 4180 quoting), printed even with `--quiet`.
     pub fn csv(&self, table: &Table) -> io::Result<()> {
         self.write(&table.to_csv())
@@ -230,6 +239,97 @@ impl Table {
         out
     }
 
+    /// The table as aligned text in blocks of columns, each block repeating the kept columns
+    /// (row labels), so a table wider than `width` stays readable without cutting values.
+    pub fn render_blocks(&self, width: usize) -> String {
+        let natural = |i: usize| {
+            std::iter::once(&self.header)
+                .chain(&self.rows)
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        };
+        let n = self.header.len();
+        let kept: Vec<usize> = (0..n).filter(|i| self.keep.contains(i)).collect();
+        let kept_width: usize = kept.iter().map(|&i| natural(i) + 2).sum();
+        let mut blocks: Vec<Vec<usize>> = Vec::new();
+        let mut used = kept_width;
+        for i in (0..n).filter(|i| !self.keep.contains(i)) {
+            let w = natural(i) + 2;
+            match blocks.last_mut() {
+                Some(b) if used + w <= width || b.is_empty() => b.push(i),
+                _ => {
+                    blocks.push(vec![i]);
+                    used = kept_width;
+                }
+            }
+            used += w;
+        }
+        if blocks.len() <= 1 {
+            return self.render(width);
+        }
+        let pick = |row: &[String], cols: &[usize]| -> Vec<String> {
+            cols.iter()
+                .map(|&i| row.get(i).cloned().unwrap_or_default())
+                .collect()
+        };
+        let mut out = String::new();
+        for (bi, b) in blocks.iter().enumerate() {
+            let cols: Vec<usize> = kept.iter().chain(b).copied().collect();
+            let mut t = Table::new(pick(&self.header, &cols)).keep(0..kept.len());
+            t.align = cols.iter().map(|&i| self.align[i]).collect();
+            for r in &self.rows {
+                t.push(pick(r, &cols));
+            }
+            if bi > 0 {
+                out.push('\n');
+            }
+            out.push_str(&t.render(width));
+        }
+        out
+    }
+
+    /// The table as a GitHub Markdown table (`|` in cells escaped).
+    pub fn to_markdown(&self) -> String {
+        let esc = |s: &str| s.replace('|', "\\|");
+        let line = |cells: &[String]| {
+            let c: Vec<String> = cells.iter().map(|c| esc(c)).collect();
+            format!("| {} |\n", c.join(" | "))
+        };
+        let mut out = line(&self.header);
+        let rule: Vec<&str> = self
+            .align
+            .iter()
+            .map(|a| if *a == Align::Right { "---:" } else { "---" })
+            .collect();
+        out.push_str(&format!("| {} |\n", rule.join(" | ")));
+        for r in &self.rows {
+            out.push_str(&line(r));
+        }
+        out
+    }
+
+    /// The table as a LaTeX `tabular` (booktabs rules; TeX's special characters escaped).
+    pub fn to_latex(&self) -> String {
+        let spec: String = self
+            .align
+            .iter()
+            .map(|a| if *a == Align::Right { 'r' } else { 'l' })
+            .collect();
+        let line = |cells: &[String]| {
+            let c: Vec<String> = cells.iter().map(|c| latex_escape(c)).collect();
+            format!("{} \\\\\n", c.join(" & "))
+        };
+        let mut out = format!("\\begin{{tabular}}{{{spec}}}\n\\toprule\n");
+        out.push_str(&line(&self.header));
+        out.push_str("\\midrule\n");
+        for r in &self.rows {
+            out.push_str(&line(r));
+        }
+        out.push_str("\\bottomrule\n\\end{tabular}\n");
+        out
+    }
+
     /// The table as CSV: one header row, cells as given (no markers, no padding).
     pub fn to_csv(&self) -> String {
         let esc = |s: &str| {
@@ -245,6 +345,34 @@ impl Table {
             out.push_str(&cells.join(","));
             out.push('\n');
         }
+        out
+    }
+}
+
+/// `s` with TeX's special characters escaped; `**x**` (bold in the Markdown form) becomes
+/// `\textbf{x}`.
+pub fn latex_escape(s: &str) -> String {
+    let (bold, s) = match s.strip_prefix("**").and_then(|t| t.strip_suffix("**")) {
+        Some(t) => (true, t),
+        None => (false, s),
+    };
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\textbackslash{}"),
+            '&' | '%' | '$' | '#' | '_' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '~' => out.push_str("\\textasciitilde{}"),
+            '^' => out.push_str("\\textasciicircum{}"),
+            '±' => out.push_str("$\\pm$"),
+            _ => out.push(c),
+        }
+    }
+    if bold {
+        format!("\\textbf{{{out}}}")
+    } else {
         out
     }
 }

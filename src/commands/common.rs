@@ -236,3 +236,55 @@ pub fn results_json(
         "model_dir": model_dir.display().to_string(),
     })
 }
+
+/// The run named by `id`: a full run id, or a unique prefix of one (8 characters are usually
+/// enough), looked up in every active experiment. An ambiguous prefix is an error listing the
+/// matches.
+pub fn resolve_run(t: &dyn Tracker, id: &str) -> anyhow::Result<tracking::Run> {
+    let id = id.trim();
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(t.get_run(id)?);
+    }
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        anyhow::bail!("`{id}` is not a run id\nhint: `recflow runs list` shows the ids");
+    }
+    let experiment_ids = t
+        .list_experiments()?
+        .into_iter()
+        .map(|e| e.experiment_id)
+        .collect();
+    let runs = t.search_runs(&tracking::RunQuery {
+        experiment_ids,
+        filter: None,
+        order_by: vec![],
+        max_results: usize::MAX,
+    })?;
+    let mut hits: Vec<tracking::Run> = runs
+        .into_iter()
+        .filter(|r| r.info.run_id.starts_with(id))
+        .collect();
+    match hits.len() {
+        0 => anyhow::bail!(
+            "run `{id}` not found: no run id in {} starts with it\nhint: `recflow runs list` shows the ids",
+            tracking::mask_uri(&t.uri())
+        ),
+        1 => Ok(hits.remove(0)),
+        n => {
+            let shown: Vec<String> = hits
+                .iter()
+                .take(10)
+                .map(|r| {
+                    format!(
+                        "  {} {} (experiment {})",
+                        r.info.run_id, r.info.run_name, r.info.experiment_id
+                    )
+                })
+                .collect();
+            anyhow::bail!(
+                "run id prefix `{id}` matches {n} runs:\n{}{}\nhint: give more characters of the id",
+                shown.join("\n"),
+                if n > 10 { "\n  ..." } else { "" }
+            )
+        }
+    }
+}

@@ -83,6 +83,15 @@ pub fn run(ctx: &Context, a: &EvalCmdArgs) -> anyhow::Result<()> {
     let report = evaluate(&scored, &halves.train, &halves.test, &s.eval)?;
     let seconds = t0.elapsed().as_secs_f64();
     let metrics: BTreeMap<String, f64> = report.metrics(MetricSplit::Test).into_iter().collect();
+    let boot = crate::eval::stats::Bootstrap::default();
+    let intervals: BTreeMap<String, crate::eval::stats::Interval> = report
+        .intervals(boot)
+        .into_iter()
+        .map(|(k, ci)| (format!("{}_{k}", MetricSplit::Test), ci))
+        .collect();
+    if let Some(path) = &s.per_user {
+        write_per_user_file(path, &report, &ds.user_ids)?;
+    }
     if ctx.out.is_json() {
         return Ok(ctx.out.json(&serde_json::json!({
             "model": a.model.display().to_string(),
@@ -91,6 +100,9 @@ pub fn run(ctx: &Context, a: &EvalCmdArgs) -> anyhow::Result<()> {
             "k": s.k,
             "relevance_threshold": s.relevance_threshold,
             "metrics": metrics,
+            "intervals": intervals.iter().map(|(k, ci)| (k.clone(), serde_json::json!({"low": ci.low, "high": ci.high}))).collect::<BTreeMap<_, _>>(),
+            "bootstrap": { "resamples": boot.resamples, "seed": boot.seed },
+            "per_user": s.per_user,
             "counts": report.counts().into_iter().collect::<BTreeMap<_, _>>(),
             "eval_seconds": seconds,
         }))?);
@@ -110,9 +122,13 @@ pub fn run(ctx: &Context, a: &EvalCmdArgs) -> anyhow::Result<()> {
         model.metadata.family,
         halves.test.len()
     ))?;
-    let mut t = Table::new(["metric", "value"]).right([1]);
+    let mut t = Table::new(["metric", "value", "95% CI"]).right([1]);
     for (k, v) in &metrics {
-        t.push([k.clone(), fmt_value(*v)]);
+        let ci = intervals
+            .get(k)
+            .map(|ci| format!("[{}, {}]", fmt_value(ci.low), fmt_value(ci.high)))
+            .unwrap_or_default();
+        t.push([k.clone(), fmt_value(*v), ci]);
     }
     ctx.out.table(&t, terminal_width())?;
     let counts: Vec<String> = report
@@ -122,5 +138,43 @@ pub fn run(ctx: &Context, a: &EvalCmdArgs) -> anyhow::Result<()> {
         .collect();
     ctx.out
         .line(format!("  ({}; {:.2}s)", counts.join(", "), seconds))?;
+    ctx.out.line(format!(
+        "  (95% CI: percentile bootstrap over test users, {} resamples, seed {})",
+        boot.resamples, boot.seed
+    ))?;
+    if let Some(p) = &s.per_user {
+        ctx.out
+            .line(format!("  per-user figures written to {}", show_path(p)))?;
+    }
+    Ok(())
+}
+
+/// Writes the per-user figures through a temporary file beside `path`, renamed into place, so
+/// a failed write never leaves half a file or replaces an earlier one.
+fn write_per_user_file(
+    path: &std::path::Path,
+    report: &crate::eval::EvalReport,
+    user_ids: &[String],
+) -> anyhow::Result<()> {
+    if path.is_dir() {
+        bail!(
+            "`--per-user {}` is a folder\nhint: give a file name such as per_user.parquet",
+            path.display()
+        );
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).hint("choose a writable `--per-user` location")?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".per-user-")
+        .suffix(".parquet")
+        .tempfile_in(&dir)
+        .hint("choose a writable `--per-user` location")?;
+    crate::pipeline::saved::write_per_user(tmp.path(), report, user_ids)?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .hint("choose a writable `--per-user` location")?;
     Ok(())
 }

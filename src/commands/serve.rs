@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{DeployArgs, ServeArgs};
-use crate::commands::common::open_store;
+use crate::commands::common::{open_store, resolve_run};
 use crate::commands::{show_path, Context, WithHint};
 use crate::serve::{run_server, ServeSettings};
 use crate::settings::{defaults, tracking_target};
@@ -13,6 +13,9 @@ use crate::settings::{defaults, tracking_target};
 /// model folder.
 pub fn fetch_run_model(ctx: &Context, run_id: &str, uri: Option<&str>) -> anyhow::Result<PathBuf> {
     let tracker = open_store(&tracking_target(uri, None, &ctx.env))?;
+    // A prefix of the id works as in `runs show`; the folder is named by the full id.
+    let run_id = resolve_run(tracker.as_ref(), run_id)?.info.run_id;
+    let run_id = run_id.as_str();
     let dest = PathBuf::from(defaults::RUN_MODELS_DIR).join(run_id);
     let staging = PathBuf::from(defaults::RUN_MODELS_DIR)
         .join(format!(".{run_id}-{}", uuid::Uuid::new_v4().simple()));

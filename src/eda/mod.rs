@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-pub use plots::{grid_heatmap, learning_curves, GridCell, LearningSeries};
+pub use plots::{forest_plot, grid_heatmap, learning_curves, ForestRow, GridCell, LearningSeries};
 pub use report::{stats_table, write_report};
 pub use stats::compute_stats;
 

@@ -1281,3 +1281,177 @@ mod tests {
         assert_eq!(parse_month("garbage"), None);
     }
 }
+
+/// One line of a forest plot: a figure with its 95% interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForestRow {
+    pub label: String,
+    pub value: f64,
+    pub ci: Option<(f64, f64)>,
+    /// Drawn grey: a baseline among models.
+    pub baseline: bool,
+}
+
+struct ForestFigure<'a> {
+    metric: &'a str,
+    models: &'a [ForestRow],
+    /// Paired differences against `against`.
+    diffs: &'a [ForestRow],
+    against: &'a str,
+}
+
+const FOREST_ROW: i32 = 44;
+
+impl ForestFigure<'_> {
+    fn panel<DB: DrawingBackend>(
+        area: &DrawingArea<DB, Shift>,
+        caption: &str,
+        x_desc: &str,
+        rows: &[ForestRow],
+        zero_line: bool,
+    ) -> DrawResult<DB> {
+        area.draw_text(caption, &bold(22.0), (8, 0))?;
+        let inner = area.split_vertically(36).1;
+        let mut lo = f64::INFINITY;
+        let mut hi = f64::NEG_INFINITY;
+        for r in rows {
+            let (a, b) = r.ci.unwrap_or((r.value, r.value));
+            lo = lo.min(a.min(r.value));
+            hi = hi.max(b.max(r.value));
+        }
+        if zero_line {
+            lo = lo.min(0.0);
+            hi = hi.max(0.0);
+        }
+        if !lo.is_finite() {
+            inner.draw_text("nothing to show", &text(20.0).color(&SUBTLE), (96, 60))?;
+            return Ok(());
+        }
+        let pad = if hi > lo { (hi - lo) * 0.08 } else { 0.05 };
+        let n = rows.len().max(1);
+        let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+        let all: Vec<usize> = (0..n).collect();
+        let y_fmt = |v: &i32| {
+            // Rows top to bottom: the first row at the top.
+            let i = v.div_euclid(CAT);
+            usize::try_from(n as i32 - 1 - i)
+                .ok()
+                .and_then(|i| labels.get(i))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4);
+        let mut chart = ChartBuilder::on(&inner)
+            .x_label_area_size(56)
+            .y_label_area_size((longest as u32 * 10 + 24).clamp(80, 320))
+            .margin_right(24)
+            .build_cartesian_2d((lo - pad)..(hi + pad), category_axis(n, &all))?;
+        chart
+            .configure_mesh()
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .x_desc(x_desc)
+            .x_labels(8)
+            .x_label_formatter(&|v| tick_label(*v, hi - lo + 2.0 * pad))
+            .y_label_formatter(&y_fmt)
+            .label_style(text(16.0))
+            .axis_desc_style(text(18.0))
+            .draw()?;
+        if zero_line {
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, 0), (0.0, n as i32 * CAT)],
+                SUBTLE.stroke_width(2),
+            )))?;
+        }
+        for (k, r) in rows.iter().enumerate() {
+            let y = at(n - 1 - k, 0.5);
+            let color = if r.baseline { SUBTLE } else { MAIN };
+            if let Some((a, b)) = r.ci {
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(a, y), (b, y)],
+                    color.stroke_width(3),
+                )))?;
+                for x in [a, b] {
+                    chart.draw_series(std::iter::once(PathElement::new(
+                        vec![(x, y - CAT / 8), (x, y + CAT / 8)],
+                        color.stroke_width(2),
+                    )))?;
+                }
+            }
+            chart.draw_series(std::iter::once(Circle::new(
+                (r.value, y),
+                7,
+                color.filled(),
+            )))?;
+            chart.draw_series(std::iter::once(
+                EmptyElement::at((r.value, y))
+                    + Text::new(
+                        metric_value(r.value),
+                        (0, -24),
+                        text(15.0).pos(Pos::new(HPos::Center, VPos::Center)),
+                    ),
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+impl Figure for ForestFigure<'_> {
+    fn size(&self) -> (u32, u32) {
+        let rows = self.models.len().max(self.diffs.len()).max(1) as i32;
+        (1400, (260 + rows * FOREST_ROW * 2).clamp(420, 1600) as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let subtitle = format!(
+            "test split · dots: the figure; bars: 95% bootstrap interval over test users · right: each model minus `{}`, user by user",
+            self.against
+        );
+        let area = titled(root, &format!("Models on {}", self.metric), &subtitle)?;
+        let (left, right) = area.split_horizontally(area.dim_in_pixel().0 as i32 / 2);
+        Self::panel(
+            &left,
+            "Each model (grey: baselines)",
+            self.metric,
+            self.models,
+            false,
+        )?;
+        Self::panel(
+            &right,
+            &format!("Difference from `{}`", self.against),
+            &format!("Δ {} (0: no difference)", self.metric),
+            self.diffs,
+            true,
+        )?;
+        Ok(())
+    }
+}
+
+/// A forest plot: each model's `metric` with its interval, and beside it each model's paired
+/// difference from the baseline `against` with its interval. Writes `<stem>.png` and
+/// `<stem>.svg` in `out_dir`.
+pub fn forest_plot(
+    metric: &str,
+    models: &[ForestRow],
+    diffs: &[ForestRow],
+    against: &str,
+    out_dir: &Path,
+    stem: &str,
+) -> Result<Vec<PathBuf>, EdaError> {
+    if models.is_empty() {
+        return Err(EdaError::NothingToPlot {
+            what: "no model has a figure with an interval",
+        });
+    }
+    let mut stage = Stage::new(out_dir)?;
+    stage.figure(
+        &ForestFigure {
+            metric,
+            models,
+            diffs,
+            against,
+        },
+        stem,
+    )?;
+    stage.commit()
+}

@@ -155,6 +155,39 @@ pub fn rmse_mae_ci(
     (out.next().flatten(), out.next().flatten())
 }
 
+/// 95% bootstrap interval of the difference of two models' error ratios over the same users,
+/// `f(a) - f(b)` with `f = sum(num) / sum(den)` (its square root with `sqrt`: RMSE from squared
+/// errors; MAE from absolute errors without). Users weigh by their pairs, as the figures do.
+pub fn ratio_diff_ci(
+    num_a: &[f64],
+    num_b: &[f64],
+    den: &[f64],
+    sqrt: bool,
+    b: Bootstrap,
+) -> Option<Interval> {
+    if den.is_empty() || num_a.len() != den.len() || num_b.len() != den.len() {
+        return None;
+    }
+    let diff = |c: &[u32]| {
+        let (mut sa, mut sb, mut p) = (0.0, 0.0, 0.0);
+        for (((&k, x), y), n) in c.iter().zip(num_a).zip(num_b).zip(den) {
+            let k = f64::from(k);
+            sa += k * x;
+            sb += k * y;
+            p += k * n;
+        }
+        let (fa, fb) = (sa / p, sb / p);
+        if sqrt {
+            fa.sqrt() - fb.sqrt()
+        } else {
+            fa - fb
+        }
+    };
+    resample_all(den.len(), b, &[&diff])
+        .pop()
+        .and_then(percentiles)
+}
+
 /// Two models on the same users, `a - b`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Paired {
@@ -467,5 +500,23 @@ mod tests {
             let ci = mean_ci(&v, Bootstrap { resamples: 400, seed: 1 }).unwrap();
             prop_assert!(ci.low <= mean + 1e-9 && mean - 1e-9 <= ci.high, "{ci:?} {mean}");
         }
+    }
+
+    #[test]
+    fn error_difference_interval_is_zero_for_one_model_and_the_rmse_interval_when_errors_scale_by_4(
+    ) {
+        let sq: Vec<f64> = (0..200).map(|i| (i % 7) as f64 * 0.3).collect();
+        let pairs: Vec<f64> = (0..200).map(|i| 1.0 + (i % 3) as f64).collect();
+        let b = Bootstrap::default();
+        let same = ratio_diff_ci(&sq, &sq, &pairs, true, b).unwrap();
+        assert_eq!((same.low, same.high), (0.0, 0.0));
+        // Every squared error four times larger: in each resample RMSE doubles, so the
+        // difference is the resample's own RMSE, and the interval is RMSE's (same draws).
+        let big: Vec<f64> = sq.iter().map(|x| 4.0 * x).collect();
+        let d = ratio_diff_ci(&big, &sq, &pairs, true, b).unwrap();
+        let (rmse, _) = rmse_mae_ci(&sq, &sq, &pairs, b);
+        let rmse = rmse.unwrap();
+        assert!((d.low - rmse.low).abs() < 1e-12 && (d.high - rmse.high).abs() < 1e-12);
+        assert!(d.low > 0.0);
     }
 }

@@ -111,6 +111,10 @@ pub struct SplitSizes {
     pub train: usize,
     pub validation: usize,
     pub test: usize,
+    /// The test split's identity: the first 8 bytes of SHA-256 over its (user, item) index pairs.
+    /// Per-user figures of two runs pair up only when this and the data fingerprint agree.
+    #[serde(default)]
+    pub test_digest: u64,
 }
 
 /// How the data was split and evaluated.
@@ -796,6 +800,7 @@ fn metadata_from_v1(dir: &Path, v: &serde_json::Value) -> Result<ModelMetadata, 
                 train: u(&sizes["train"]).unwrap_or(0),
                 validation: u(&sizes["validation"]).unwrap_or(0),
                 test: u(&sizes["test"]).unwrap_or(0),
+                test_digest: sizes["test_digest"].as_u64().unwrap_or(0),
             },
         },
         metrics,

@@ -172,6 +172,9 @@ struct TrackingObserver<'a> {
     bootstrap: crate::eval::stats::Bootstrap,
     /// Original user ids, for the per-user artifact.
     user_ids: &'a [String],
+    data_fingerprint: String,
+    /// `recflow.split_fingerprint`, once the split is made.
+    split_fingerprint: Option<String>,
 }
 
 impl TrackingObserver<'_> {
@@ -293,6 +296,13 @@ impl Observer for TrackingObserver<'_> {
         shape: &crate::model::family::DataShape,
     ) {
         self.inner.started(entries, candidates, sizes, shape);
+        let fp = format!("{}:{:016x}", self.data_fingerprint, sizes.test_digest);
+        let r = self.tracker.set_tags(
+            &self.parent,
+            &[Tag::new(crate::tracking::TAG_SPLIT_FINGERPRINT, fp.clone())],
+        );
+        self.keep(r);
+        self.split_fingerprint = Some(fp);
     }
 
     fn fit_started(&mut self, entry: &Entry, candidate: &Candidate, role: Role) {
@@ -393,10 +403,15 @@ impl Observer for TrackingObserver<'_> {
         }
         metrics.push(Metric::new("fit_seconds", outcome.fit_seconds, 0));
         metrics.push(Metric::new("eval_seconds", outcome.eval_seconds, 0));
-        let tags = vec![Tag::new(
+        let mut tags = vec![Tag::new(
             crate::tracking::TAG_SELECTED_CONFIG,
             search::label(&trial.point),
         )];
+        tags.extend(
+            self.split_fingerprint
+                .clone()
+                .map(|fp| Tag::new(crate::tracking::TAG_SPLIT_FINGERPRINT, fp)),
+        );
         let boot = self.bootstrap;
         // Per-user figures, for paired comparisons of runs later (`eval/per_user_test.parquet`).
         if let Some(id) = self.child.clone() {
@@ -713,6 +728,8 @@ fn run_logged(
         log_seconds: 0.0,
         bootstrap: s.pipeline.bootstrap(),
         user_ids: &ds.user_ids,
+        data_fingerprint: prepared.fingerprint.clone(),
+        split_fingerprint: None,
     };
     let outcome = train::run(&s.pipeline, &ds.interactions, fixed_test, &mut observer)?;
     let children = std::mem::take(&mut observer.children);
@@ -795,7 +812,7 @@ fn run_logged(
     }
     fs::write(&board_file, table.to_csv()).map_err(io(&board_file))?;
     tracker.log_artifact(parent, &board_file, None)?;
-    if let Err(e) = log_pictures(tracker, parent, s, &outcome, ds, scratch.path()) {
+    if let Err(e) = log_pictures(tracker, parent, s, &outcome, &board, ds, scratch.path()) {
         tracing::warn!("pictures were not logged: {e}");
     }
     let model_root = scratch.path().join("model");
@@ -869,6 +886,7 @@ fn log_pictures(
     parent: &str,
     s: &ExperimentSettings,
     outcome: &Outcome,
+    board: &crate::pipeline::report::Leaderboard,
     ds: &Dataset,
     scratch: &Path,
 ) -> Result<(), String> {
@@ -937,6 +955,54 @@ fn log_pictures(
                 }
             }
         }
+    }
+    // A forest plot of the test figures with their intervals, and the paired differences
+    // from the best baseline.
+    let test_key = s.pipeline.select.on(Split::Test);
+    let models: Vec<crate::eda::ForestRow> = board
+        .rows
+        .iter()
+        .filter_map(|r| {
+            let value = r.test.iter().find(|(k, _)| *k == test_key)?.1;
+            Some(crate::eda::ForestRow {
+                label: r.entry.clone(),
+                value,
+                ci: r
+                    .test_ci
+                    .iter()
+                    .find(|(k, _, _)| *k == test_key)
+                    .map(|c| (c.1, c.2)),
+                baseline: r.baseline,
+            })
+        })
+        .collect();
+    let diffs: Vec<crate::eda::ForestRow> = board
+        .comparisons
+        .iter()
+        .map(|c| crate::eda::ForestRow {
+            label: format!("{}{}", c.entry, if c.is_real() { "" } else { " (noise)" }),
+            value: c.mean_diff,
+            ci: c.ci_low.zip(c.ci_high),
+            baseline: false,
+        })
+        .collect();
+    let against = board
+        .comparisons
+        .first()
+        .map(|c| c.baseline.clone())
+        .unwrap_or_else(|| "the best baseline".into());
+    if models.len() > 1
+        && crate::eda::forest_plot(
+            &test_key,
+            &models,
+            &diffs,
+            &against,
+            &plots,
+            &format!("forest_{}", test_key.replace(['.', '/'], "_")),
+        )
+        .is_ok()
+    {
+        any = true;
     }
     if any {
         tracker

@@ -360,7 +360,7 @@ pub fn comparisons(
 /// A warning about the run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Warning {
-    /// `loses_to_baseline`, `edge`, `collapsed`, `worse_after`.
+    /// `loses_to_baseline`, `edge`, `collapsed`, `worse_after`, `within_noise`.
     pub kind: &'static str,
     pub entry: String,
     pub message: String,
@@ -391,6 +391,31 @@ pub fn warnings(settings: &PipelineSettings, outcome: &Outcome) -> Vec<Warning> 
         let e = &settings.entries[o.entry];
         let t = o.best_trial();
         out.extend(edge_warnings(e, &t.point));
+        if let Some(n) = o.noise.as_ref().filter(|n| n.within_noise()) {
+            let key = o.select.on(outcome.selected_on);
+            let other = &o.trials[n.runner_up];
+            let fig = |t: &crate::pipeline::train::Trial| {
+                t.metric(&key)
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or_default()
+            };
+            out.push(Warning {
+                kind: "within_noise",
+                entry: e.name.clone(),
+                message: format!(
+                    "`{}`: the top configurations are within noise of each other: `{}` ({key} {}) and `{}` ({}) differ by {:+.4}, 95% CI [{:+.4}, {:+.4}] over {} users; either could be best, so choose between them on other grounds (fit time, size)",
+                    e.name,
+                    crate::pipeline::search::label(&t.point),
+                    fig(t),
+                    crate::pipeline::search::label(&other.point),
+                    fig(other),
+                    n.diff,
+                    n.ci.low,
+                    n.ci.high,
+                    n.users
+                ),
+            });
+        }
         if let Some((a, z)) = o.collapsed {
             out.push(Warning {
                 kind: "collapsed",
@@ -544,6 +569,7 @@ mod tests {
             best_iteration: None,
             fit_seconds: 0.0,
             eval_seconds: 0.0,
+            user_values: None,
         }
     }
 
@@ -571,6 +597,7 @@ mod tests {
             fit_seconds: 0.0,
             eval_seconds: 0.0,
             collapsed: None,
+            noise: None,
         }
     }
 
@@ -664,5 +691,41 @@ mod tests {
         let w = warnings(&s, &out);
         assert_eq!(kinds(&w), vec!["collapsed", "worse_after"]);
         assert!(w[1].message.contains("iteration 2"), "{}", w[1].message);
+    }
+
+    #[test]
+    fn top_configurations_whose_paired_interval_holds_zero_are_warned_about_as_noise() {
+        let s = settings(vec![entry("knn", FamilyName::ItemKnn, Search::default())]);
+        let trials = vec![
+            trial(point("neighbors", 10), 0.0535, vec![]),
+            trial(point("neighbors", 20), 0.0533, vec![]),
+        ];
+        let check = |low: f64, high: f64| {
+            let mut o = outcome(0, trials.clone(), 0);
+            o.noise = Some(crate::pipeline::train::NoiseCheck {
+                runner_up: 1,
+                users: 500,
+                diff: 0.0002,
+                ci: crate::eval::stats::Interval { low, high },
+            });
+            warnings(
+                &s,
+                &Outcome {
+                    sizes: SplitSizes::default(),
+                    selected_on: crate::eval::keys::Split::Val,
+                    entries: vec![o],
+                    winner: Some(0),
+                    train: Default::default(),
+                },
+            )
+        };
+        let w = check(-0.003, 0.004);
+        assert_eq!(kinds(&w), vec!["within_noise"]);
+        assert!(
+            w[0].message.contains("neighbors=10") && w[0].message.contains("neighbors=20"),
+            "{}",
+            w[0].message
+        );
+        assert!(check(0.0001, 0.0004).is_empty());
     }
 }

@@ -14,7 +14,7 @@ use thiserror::Error;
 
 use crate::data::interactions::{Csr, Interactions};
 use crate::data::split::{sample, split, SplitError, SplitParams};
-use crate::eval::keys::{SelectMetric, Split};
+use crate::eval::keys::{Direction, SelectMetric, Split};
 use crate::eval::stats::{Bootstrap, Interval};
 use crate::eval::{evaluate_with_history, EvalError, EvalReport, EvalSettings};
 use crate::model::artifact::SplitSizes;
@@ -200,6 +200,142 @@ pub struct Trial {
     pub best_iteration: Option<usize>,
     pub fit_seconds: f64,
     pub eval_seconds: f64,
+    /// Per-user validation values of the selection metric (first repeat), kept while the trial
+    /// is among the entry's two best: what the "within noise" check pairs.
+    pub user_values: Option<std::sync::Arc<UserValues>>,
+}
+
+/// One evaluation's per-user values of a selection metric, users ascending.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserValues {
+    /// (user, value) of a ranking metric.
+    pub ranking: Vec<(u32, f64)>,
+    /// (user, squared or absolute error sum, pairs) for RMSE or MAE.
+    pub errors: Vec<(u32, f64, f64)>,
+}
+
+impl UserValues {
+    fn of(report: &EvalReport, select: &SelectMetric) -> Self {
+        let base = select.info.base;
+        if select.is_rating() {
+            let sq = base == "rmse";
+            UserValues {
+                ranking: Vec::new(),
+                errors: report
+                    .per_user
+                    .rating
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.user,
+                            if sq { e.sq_err } else { e.abs_err },
+                            f64::from(e.pairs),
+                        )
+                    })
+                    .collect(),
+            }
+        } else {
+            UserValues {
+                ranking: report
+                    .per_user
+                    .ranking
+                    .iter()
+                    .filter_map(|u| u.value(base).map(|v| (u.user, v)))
+                    .collect(),
+                errors: Vec::new(),
+            }
+        }
+    }
+}
+
+/// The best trial against the runner-up on validation, user by user (`best - runner-up`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoiseCheck {
+    /// Index of the runner-up among the entry's trials.
+    pub runner_up: usize,
+    pub users: usize,
+    pub diff: f64,
+    /// 95% bootstrap interval of the difference over users.
+    pub ci: Interval,
+}
+
+impl NoiseCheck {
+    /// Whether the two are within noise: the interval contains 0.
+    pub fn within_noise(&self) -> bool {
+        self.ci.contains(0.0)
+    }
+}
+
+/// Pairs the users two trials share and bootstraps the difference of the selection metric.
+fn noise_check(
+    best: &UserValues,
+    other: &UserValues,
+    select: &SelectMetric,
+    runner_up: usize,
+    boot: Bootstrap,
+) -> Option<NoiseCheck> {
+    // Both lists are users ascending: a merge keeps the users they share.
+    fn shared<A: Copy, B: Copy>(a: &[(u32, A)], b: &[(u32, B)]) -> Vec<(A, B)> {
+        let (mut i, mut j, mut out) = (0, 0, Vec::new());
+        while i < a.len() && j < b.len() {
+            match a[i].0.cmp(&b[j].0) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    out.push((a[i].1, b[j].1));
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        out
+    }
+    if select.is_rating() {
+        let a: Vec<(u32, (f64, f64))> = best.errors.iter().map(|e| (e.0, (e.1, e.2))).collect();
+        let b: Vec<(u32, (f64, f64))> = other.errors.iter().map(|e| (e.0, (e.1, e.2))).collect();
+        let pairs = shared(&a, &b);
+        // The same validation pairs for both: a user's pair count agrees.
+        let num_a: Vec<f64> = pairs.iter().map(|p| p.0 .0).collect();
+        let num_b: Vec<f64> = pairs.iter().map(|p| p.1 .0).collect();
+        let den: Vec<f64> = pairs.iter().map(|p| p.0 .1).collect();
+        let sqrt = select.info.base == "rmse";
+        let f = |num: &[f64]| {
+            let r = num.iter().sum::<f64>() / den.iter().sum::<f64>();
+            if sqrt {
+                r.sqrt()
+            } else {
+                r
+            }
+        };
+        let ci = crate::eval::stats::ratio_diff_ci(&num_a, &num_b, &den, sqrt, boot)?;
+        Some(NoiseCheck {
+            runner_up,
+            users: pairs.len(),
+            diff: f(&num_a) - f(&num_b),
+            ci,
+        })
+    } else {
+        let pairs = shared(&best.ranking, &other.ranking);
+        if pairs.len() < 2 {
+            return None;
+        }
+        let d: Vec<f64> = pairs.iter().map(|(x, y)| x - y).collect();
+        let ci = crate::eval::stats::mean_ci(&d, boot)?;
+        Some(NoiseCheck {
+            runner_up,
+            users: d.len(),
+            diff: d.iter().sum::<f64>() / d.len() as f64,
+            ci,
+        })
+    }
+}
+
+/// The runner-up of `ranked` after `best`, when one reports the metric.
+fn runner_up(ranked: &[Ranked], best: usize, direction: Direction) -> Option<usize> {
+    let mut r = ranked.to_vec();
+    r[best] = Ranked::new(None, None);
+    let i = best_index(&r, direction);
+    (i != best && r[i].value.is_some()).then_some(i)
 }
 
 impl Trial {
@@ -238,6 +374,8 @@ pub struct EntryOutcome {
     /// The selected trial's model with its factors zeroed scored the same on validation
     /// (within 0.1%): a biases-only model in disguise.
     pub collapsed: Option<(f64, f64)>,
+    /// The selected trial against the runner-up on validation, user by user.
+    pub noise: Option<NoiseCheck>,
 }
 
 impl EntryOutcome {
@@ -447,6 +585,7 @@ fn halves(
             0
         },
         test: outer.test.len(),
+        test_digest: pairs_digest(&outer.test),
     };
     Ok(Halves {
         sizes,
@@ -458,6 +597,21 @@ fn halves(
         train: outer.train,
         test: outer.test,
     })
+}
+
+/// The first 8 bytes of SHA-256 over the (user, item) index pairs of `x`, in row order, and its
+/// id-space sizes.
+fn pairs_digest(x: &Interactions) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update((x.n_users as u64).to_le_bytes());
+    h.update((x.n_items as u64).to_le_bytes());
+    for (u, i) in x.user.iter().zip(&x.item) {
+        h.update(u.to_le_bytes());
+        h.update(i.to_le_bytes());
+    }
+    let d = h.finalize();
+    u64::from_le_bytes(d[..8].try_into().unwrap_or_default())
 }
 
 fn run_in_pool(
@@ -559,6 +713,7 @@ fn run_in_pool(
                     best_iteration: None,
                     fit_seconds: d.fit_seconds,
                     eval_seconds: 0.0,
+                    user_values: None,
                 });
                 continue;
             }
@@ -569,6 +724,7 @@ fn run_in_pool(
             let mut history = Vec::new();
             let mut best_iteration = None;
             let mut counts = Vec::new();
+            let mut values = None;
             for (r, plan) in c.plans.iter().enumerate() {
                 let fitted = fit_watched(
                     settings,
@@ -592,6 +748,7 @@ fn run_in_pool(
                 fit_s += fitted.fit_seconds;
                 per_repeat.push(report.metrics(h.selected_on));
                 if r == 0 {
+                    values = Some(std::sync::Arc::new(UserValues::of(&report, &select)));
                     history = fitted.history;
                     best_iteration = fitted.best_iteration;
                     counts = report.counts();
@@ -614,6 +771,7 @@ fn run_in_pool(
                 best_iteration,
                 fit_seconds: fit_s / c.plans.len() as f64,
                 eval_seconds: eval_s,
+                user_values: values,
             };
             observer.trial_finished(entry, c, &trial);
             trials.push(trial);
@@ -631,6 +789,13 @@ fn run_in_pool(
             if b == trials.len() - 1 {
                 best = kept_model.map(|m| (b, m));
             }
+            // Per-user values only for the two best so far (memory stays flat over a search).
+            let second = runner_up(&ranked_trials, b, select.direction);
+            for (i, t) in trials.iter_mut().enumerate() {
+                if i != b && Some(i) != second {
+                    t.user_values = None;
+                }
+            }
         }
         let ranked_trials: Vec<Ranked> = trials
             .iter()
@@ -642,6 +807,15 @@ fn run_in_pool(
             })
             .collect();
         let b = best_index(&ranked_trials, select.direction);
+        let noise = runner_up(&ranked_trials, b, select.direction).and_then(|r| {
+            match (&trials[b].user_values, &trials[r].user_values) {
+                (Some(x), Some(y)) => noise_check(x, y, &select, r, settings.bootstrap()),
+                _ => None,
+            }
+        });
+        for t in &mut trials {
+            t.user_values = None;
+        }
         let best_model = best.filter(|(i, _)| *i == b).map(|(_, m)| m);
         let collapsed = match &best_model {
             Some(m) => collapse_check(m.as_ref(), &h, settings, &select_key)?,
@@ -717,6 +891,7 @@ fn run_in_pool(
             fit_seconds,
             eval_seconds: t0.elapsed().as_secs_f64(),
             collapsed,
+            noise,
         };
         observer.final_finished(entry, &outcome);
         outcomes.push(outcome);
@@ -1138,5 +1313,47 @@ mod tests {
         assert_eq!(sd.len(), 1);
         assert_eq!(sd[0].0, "val_rmse_sd");
         assert!((sd[0].1 - 2f64.sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn noise_check_pairs_shared_users_and_tells_a_real_gap_from_noise() {
+        let select = SelectMetric::parse("ndcg_at_10", &[10]).unwrap();
+        let users: Vec<(u32, f64)> = (0..300u32).map(|u| (u, f64::from(u % 10) / 10.0)).collect();
+        // Per-user noise around the same mean: no real difference.
+        let noisy: Vec<(u32, f64)> = users
+            .iter()
+            .map(|&(u, v)| (u, v + if u % 2 == 0 { 0.05 } else { -0.05 }))
+            .collect();
+        let a = UserValues {
+            ranking: users.clone(),
+            errors: Vec::new(),
+        };
+        let b = UserValues {
+            ranking: noisy,
+            errors: Vec::new(),
+        };
+        let n = noise_check(&a, &b, &select, 1, Bootstrap::default()).unwrap();
+        assert_eq!(n.users, 300);
+        assert!(n.within_noise(), "{n:?}");
+        // Every user 0.05 better, except the users the other never saw (not paired).
+        let better = UserValues {
+            ranking: users.iter().map(|&(u, v)| (u, v + 0.05)).collect(),
+            errors: Vec::new(),
+        };
+        let fewer = UserValues {
+            ranking: users[..200].to_vec(),
+            errors: Vec::new(),
+        };
+        let n = noise_check(&better, &fewer, &select, 1, Bootstrap::default()).unwrap();
+        assert_eq!(n.users, 200);
+        assert!((n.diff - 0.05).abs() < 1e-12 && !n.within_noise(), "{n:?}");
+        // RMSE: the same errors on the same pairs are within noise.
+        let rmse = SelectMetric::parse("rmse", &[10]).unwrap();
+        let e = UserValues {
+            ranking: Vec::new(),
+            errors: (0..100u32).map(|u| (u, f64::from(u % 4), 2.0)).collect(),
+        };
+        let n = noise_check(&e, &e, &rmse, 1, Bootstrap::default()).unwrap();
+        assert_eq!((n.diff, n.ci.low, n.ci.high), (0.0, 0.0, 0.0));
     }
 }

@@ -507,6 +507,7 @@ pub struct EvalCommand {
     pub k: usize,
     pub relevance_threshold: Option<f32>,
     pub save_split: Option<PathBuf>,
+    pub per_user: Option<PathBuf>,
 }
 
 pub fn resolve_eval(
@@ -545,6 +546,7 @@ pub fn resolve_eval(
         relevance_threshold: eval.threshold,
         eval,
         save_split: a.save_split.clone(),
+        per_user: a.per_user.clone(),
     })
 }
 

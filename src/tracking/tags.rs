@@ -53,5 +53,8 @@ pub const TAG_DATA_FINGERPRINT: &str = "recflow.data_fingerprint";
 pub const TAG_CONFIG: &str = "recflow.config";
 /// Set on a final child that a resumed run refit again.
 pub const TAG_SUPERSEDED: &str = "recflow.superseded";
+/// Which test split a run's per-user figures come from: `<data fingerprint>:<test digest>`.
+/// `runs compare --significance` pairs runs only when theirs agree.
+pub const TAG_SPLIT_FINGERPRINT: &str = "recflow.split_fingerprint";
 /// Set on a parent continued by `--resume`: when.
 pub const TAG_RESUMED: &str = "recflow.resumed";

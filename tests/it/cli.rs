@@ -17,6 +17,7 @@ const COMMANDS: &[&[&str]] = &[
     &["runs", "list"],
     &["runs", "show"],
     &["runs", "compare"],
+    &["runs", "pivot"],
     &["runs", "best"],
     &["sync"],
     &["eda"],

@@ -444,20 +444,28 @@ lambda = 100.0
         .run(&["runs", "compare", ids[0], ids[1], "--json"])
         .ok()
         .json();
-    for line in csv.stdout.lines().skip(1) {
+    // One header row, one row per run (as `mlflow.search_runs`); every digit kept.
+    let mut lines = csv.stdout.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[..2], ["run_id", "run_name"]);
+    let mut checked = 0;
+    for (i, line) in lines.enumerate() {
         let cells: Vec<&str> = line.split(',').collect();
-        let Some(key) = cells[0].strip_prefix("metrics.") else {
-            assert!(cells[0].starts_with("params."), "{line}");
-            continue;
-        };
-        if let Some(v) = cells.get(1).and_then(|c| c.parse::<f64>().ok()) {
-            let m = &json[0]["metrics"][key];
-            let want = m.as_f64().or_else(|| m["value"].as_f64()).unwrap();
-            // serde_json's default float parsing may be one ulp off: compare at 1e-15.
-            assert!(
-                (v - want).abs() <= 1e-15 * want.abs().max(1.0),
-                "{key}: {v} vs {want}, full precision in CSV"
-            );
+        assert_eq!(cells[0], json[i]["run_id"], "{line}");
+        for (key, cell) in header.iter().zip(&cells).skip(2) {
+            let Some(key) = key.strip_prefix("metrics.") else {
+                assert!(key.starts_with("params."), "{key}");
+                continue;
+            };
+            if let Ok(v) = cell.parse::<f64>() {
+                assert_eq!(
+                    Some(v),
+                    json[i]["metrics"][key].as_f64(),
+                    "{key}: full precision in CSV"
+                );
+                checked += 1;
+            }
         }
     }
+    assert!(checked > 4, "{}", csv.stdout);
 }
