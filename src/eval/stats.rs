@@ -6,8 +6,9 @@
 //! Resampling is seeded and split into fixed chunks, each with its own seed, so results do not
 //! depend on the thread count.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::distributions::{Distribution, Uniform};
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 
@@ -42,64 +43,77 @@ impl Interval {
 
 const CHUNK: usize = 64;
 
-/// A statistic of one resample: it gets how many times each user was drawn.
-type StatFn<'a> = dyn Fn(&[u32]) -> f64 + Sync + 'a;
+/// A statistic of one resample, from the sums of each per-user column over the users drawn.
+type StatFn<'a> = dyn Fn(&[f64]) -> f64 + Sync + 'a;
 type Stat<'a> = &'a StatFn<'a>;
 
-/// Each statistic's values over `resamples` bootstrap draws of `n` users; one draw serves every
-/// statistic. Draws run in chunks of `CHUNK`, each seeded from `(seed, chunk)`.
-fn resample_all(n: usize, b: Bootstrap, stats: &[Stat<'_>]) -> Vec<Vec<f64>> {
+/// Columns per user the resampler carries at most (every statistic here needs 4 or fewer).
+const MAX_WIDTH: usize = 8;
+
+/// Each statistic's values over `resamples` bootstrap draws of the `rows.len() / width` users
+/// (`rows` row-major, `width` values per user); one draw serves every statistic. A draw adds the
+/// drawn user's row to running sums, so a resample costs one random read per user drawn. Draws
+/// run in chunks of `CHUNK`, each seeded from `(seed, chunk)`.
+fn resample_all(rows: &[f64], width: usize, b: Bootstrap, stats: &[Stat<'_>]) -> Vec<Vec<f64>> {
+    assert!((1..=MAX_WIDTH).contains(&width) && rows.len().is_multiple_of(width));
+    let n = rows.len() / width;
     let chunks = b.resamples.div_ceil(CHUNK);
-    let rows: Vec<Vec<f64>> = (0..chunks)
+    let out: Vec<Vec<f64>> = (0..chunks)
         .into_par_iter()
         .flat_map_iter(|c| {
-            let mut rng = ChaCha8Rng::seed_from_u64(b.seed);
-            rng.set_stream(c as u64);
-            let mut counts = vec![0u32; n];
+            // Each chunk its own stream: the seed and the chunk number, spread by SplitMix64
+            // (what `seed_from_u64` does), so chunks never share a state.
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(
+                b.seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
             let todo = CHUNK.min(b.resamples - c * CHUNK);
+            // Built once: the exact rejection zone for n, and 32-bit draws.
+            let pick = Uniform::new(0, n as u32);
             (0..todo)
                 .map(move |_| {
-                    counts.iter_mut().for_each(|x| *x = 0);
+                    let mut sums = [0.0f64; MAX_WIDTH];
                     for _ in 0..n {
-                        counts[rng.gen_range(0..n)] += 1;
+                        let u = pick.sample(&mut rng) as usize * width;
+                        for (s, v) in sums[..width].iter_mut().zip(&rows[u..u + width]) {
+                            *s += v;
+                        }
                     }
-                    stats.iter().map(|s| s(&counts)).collect::<Vec<f64>>()
+                    stats
+                        .iter()
+                        .map(|f| f(&sums[..width]))
+                        .collect::<Vec<f64>>()
                 })
                 .collect::<Vec<_>>()
         })
         .collect();
     (0..stats.len())
-        .map(|j| {
-            rows.iter()
-                .map(|r| r[j])
-                .filter(|v| v.is_finite())
-                .collect()
-        })
+        .map(|j| out.iter().map(|r| r[j]).filter(|v| v.is_finite()).collect())
         .collect()
+}
+
+/// The columns side by side, one row per user.
+fn interleave(columns: &[&[f64]]) -> Vec<f64> {
+    let n = columns.first().map_or(0, |c| c.len());
+    let mut rows = Vec::with_capacity(n * columns.len());
+    for u in 0..n {
+        rows.extend(columns.iter().map(|c| c[u]));
+    }
+    rows
 }
 
 /// 95% bootstrap intervals of the means of several per-user columns (same users), from one set
 /// of draws. `None` for no users.
 pub fn means_ci(columns: &[&[f64]], b: Bootstrap) -> Vec<Option<Interval>> {
     let n = columns.first().map_or(0, |c| c.len());
-    if n == 0 {
+    if n == 0 || columns.len() > MAX_WIDTH || columns.iter().any(|c| c.len() != n) {
         return vec![None; columns.len()];
     }
     let nf = n as f64;
-    let fns: Vec<Box<StatFn<'_>>> = columns
-        .iter()
-        .map(|col| {
-            Box::new(move |c: &[u32]| {
-                c.iter()
-                    .zip(col.iter())
-                    .map(|(&k, v)| k as f64 * v)
-                    .sum::<f64>()
-                    / nf
-            }) as Box<StatFn<'_>>
-        })
+    let fns: Vec<Box<StatFn<'_>>> = (0..columns.len())
+        .map(|j| Box::new(move |s: &[f64]| s[j] / nf) as Box<StatFn<'_>>)
         .collect();
     let refs: Vec<Stat<'_>> = fns.iter().map(|f| f.as_ref()).collect();
-    resample_all(n, b, &refs)
+    resample_all(&interleave(columns), columns.len(), b, &refs)
         .into_iter()
         .map(percentiles)
         .collect()
@@ -139,17 +153,9 @@ pub fn rmse_mae_ci(
     if sq.is_empty() || sq.len() != pairs.len() || abs.len() != pairs.len() {
         return (None, None);
     }
-    let ratio = |num: &[f64], c: &[u32]| {
-        let (mut s, mut p) = (0.0, 0.0);
-        for ((&k, e), n) in c.iter().zip(num).zip(pairs) {
-            s += k as f64 * e;
-            p += k as f64 * n;
-        }
-        s / p
-    };
-    let rmse = |c: &[u32]| ratio(sq, c).sqrt();
-    let mae = |c: &[u32]| ratio(abs, c);
-    let mut out = resample_all(sq.len(), b, &[&rmse, &mae])
+    let rmse = |s: &[f64]| (s[0] / s[2]).sqrt();
+    let mae = |s: &[f64]| s[1] / s[2];
+    let mut out = resample_all(&interleave(&[sq, abs, pairs]), 3, b, &[&rmse, &mae])
         .into_iter()
         .map(percentiles);
     (out.next().flatten(), out.next().flatten())
@@ -168,22 +174,15 @@ pub fn ratio_diff_ci(
     if den.is_empty() || num_a.len() != den.len() || num_b.len() != den.len() {
         return None;
     }
-    let diff = |c: &[u32]| {
-        let (mut sa, mut sb, mut p) = (0.0, 0.0, 0.0);
-        for (((&k, x), y), n) in c.iter().zip(num_a).zip(num_b).zip(den) {
-            let k = f64::from(k);
-            sa += k * x;
-            sb += k * y;
-            p += k * n;
-        }
-        let (fa, fb) = (sa / p, sb / p);
+    let diff = |s: &[f64]| {
+        let (fa, fb) = (s[0] / s[2], s[1] / s[2]);
         if sqrt {
             fa.sqrt() - fb.sqrt()
         } else {
             fa - fb
         }
     };
-    resample_all(den.len(), b, &[&diff])
+    resample_all(&interleave(&[num_a, num_b, den]), 3, b, &[&diff])
         .pop()
         .and_then(percentiles)
 }
