@@ -104,7 +104,7 @@ def bench_store(name, uri, rows):
     made = peer(uri, "make")
     parent = made["parent"]
     p = peer(uri, "time", parent)
-    lst, n_list = recflow_best(["runs", "list", "--experiment", "bench-runs", "--max", "100000", "--csv",
+    lst, n_list = recflow_best(["runs", "list", "--experiment", "bench-runs", "--max-results", "100000", "--csv",
                                 "--columns", "run_id,name,params.*,metrics.*", "--tracking-uri", uri])
     cmp_, n_cmp = recflow_best(["runs", "compare", "--children-of", parent, "--csv", "--tracking-uri", uri])
     assert n_list == p["n_all"] == RUNS, (n_list, p["n_all"])

@@ -622,9 +622,9 @@ pub struct RunsListArgs {
     /// Order: `metrics.rmse ASC`, repeatable [default: newest first].
     #[arg(long)]
     pub order_by: Vec<String>,
-    /// At most this many runs.
-    #[arg(long, default_value_t = 100)]
-    pub max: usize,
+    /// At most this many runs (MLflow's `max_results`; `--max` is an older spelling).
+    #[arg(long, alias = "max", default_value_t = 100)]
+    pub max_results: usize,
     /// Columns: `run_id,name,status,params.rank,metrics.val_rmse`; globs match keys
     /// (`params.*`, `metrics.test_*`) [default: a useful set].
     #[arg(long, value_delimiter = ',')]

@@ -168,10 +168,28 @@ pub struct GridSection {
     pub alpha: Option<Vec<f64>>,
 }
 
+/// `eval.k`: one cut-off or a list of them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Cutoffs {
+    One(usize),
+    Many(Vec<usize>),
+}
+
+impl Cutoffs {
+    pub fn values(&self) -> Vec<usize> {
+        match self {
+            Cutoffs::One(k) => vec![*k],
+            Cutoffs::Many(ks) => ks.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EvalSection {
-    pub k: Option<usize>,
+    /// One cut-off (`k = 10`) or several (`k = [5, 10, 20]`).
+    pub k: Option<Cutoffs>,
     /// Metrics to report (split-free names); every one by default.
     pub metrics: Option<Vec<String>>,
     /// Selection metric (split-free): `rmse` (lowest wins) or `ndcg_at_10` (highest wins).
@@ -179,6 +197,16 @@ pub struct EvalSection {
     pub relevance_threshold: Option<f64>,
     /// Baseline families added when no entry of theirs is in the spec.
     pub baselines: Option<Vec<FamilyName>>,
+    /// Which runs log per-user figures: `final` models only (default) or `all` trials too.
+    pub per_user: Option<PerUserScope>,
+}
+
+/// `eval.per_user`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PerUserScope {
+    Final,
+    All,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -235,7 +263,14 @@ fn known_keys(section: &str) -> &'static [&'static str] {
             "threads",
         ],
         "grid" => &["rank", "reg", "alpha"],
-        "eval" => &["k", "metrics", "select", "relevance_threshold", "baselines"],
+        "eval" => &[
+            "k",
+            "metrics",
+            "select",
+            "relevance_threshold",
+            "baselines",
+            "per_user",
+        ],
         "output" => &["model_dir"],
         _ => &[],
     }
@@ -613,8 +648,38 @@ impl Spec {
                 }
             }
         }
-        if self.eval.k == Some(0) {
-            return Err(src.error(&["eval", "k"], "`eval.k` must be at least 1", None));
+        if let Some(k) = &self.eval.k {
+            let ks = k.values();
+            let max = crate::eval::MoreK::MAX + 1;
+            let mut sorted = ks.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            let problem = if ks.is_empty() {
+                Some("`eval.k` is an empty list".to_string())
+            } else if ks.contains(&0) {
+                Some("`eval.k` must be at least 1".to_string())
+            } else if let Some(&big) = ks.iter().find(|&&k| k > crate::settings::defaults::MAX_K) {
+                Some(format!(
+                    "`eval.k` = {big} is more than {} items a list can hold",
+                    crate::settings::defaults::MAX_K
+                ))
+            } else if sorted.len() != ks.len() {
+                Some("`eval.k` lists a cut-off twice".to_string())
+            } else if ks.len() > max {
+                Some(format!(
+                    "`eval.k` lists {} cut-offs; at most {max}",
+                    ks.len()
+                ))
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                return Err(src.error(
+                    &["eval", "k"],
+                    p,
+                    Some("write one cut-off (`k = 10`) or a short list (`k = [5, 10, 20]`)".into()),
+                ));
+            }
         }
         if !self.models.is_empty() && (self.model.is_some() || self.grid.is_some()) {
             return Err(src.error(

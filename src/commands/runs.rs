@@ -272,11 +272,15 @@ fn list(ctx: &Context, a: &RunsListArgs) -> anyhow::Result<()> {
         filter: a.filter.clone(),
         order_by: a.order_by.clone(),
         // Children are dropped after the search: fetch what is needed for `max` parents.
-        max_results: if a.parents_only { usize::MAX } else { a.max },
+        max_results: if a.parents_only {
+            usize::MAX
+        } else {
+            a.max_results
+        },
     })?;
     if a.parents_only {
         runs.retain(|r| r.parent_run_id().is_none());
-        runs.truncate(a.max);
+        runs.truncate(a.max_results);
     }
     let cols = if a.columns.is_empty() {
         default_columns(&runs)

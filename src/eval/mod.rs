@@ -58,10 +58,47 @@ pub enum EvalError {
     TopK(#[from] TopKError),
 }
 
+/// Further cut-offs reported beside the main one (`eval.k = [5, 10, 20]`): at most
+/// [`MoreK::MAX`], each distinct and at least 1. A fixed array keeps [`EvalSettings`] `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MoreK {
+    ks: [usize; MoreK::MAX],
+    len: usize,
+}
+
+impl MoreK {
+    pub const MAX: usize = 7;
+
+    /// The cut-offs `ks` other than `main`, ascending; `None` when there are too many.
+    pub fn new(ks: &[usize], main: usize) -> Option<Self> {
+        let mut v: Vec<usize> = ks.iter().copied().filter(|&k| k != main).collect();
+        v.sort_unstable();
+        v.dedup();
+        if v.len() > Self::MAX {
+            return None;
+        }
+        let mut out = MoreK::default();
+        out.ks[..v.len()].copy_from_slice(&v);
+        out.len = v.len();
+        Some(out)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.ks[..self.len].iter().copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// What to compute: the K of the top-K metrics and the optional relevance threshold.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EvalSettings {
+    /// The main cut-off: the one selection, tie-breaks and the summary tables use.
     pub k: usize,
+    /// Further cut-offs whose ranking metrics are reported too, from the same top lists.
+    pub more_k: MoreK,
     /// When set, only test ratings `>= threshold` are relevant. Off by default; it changes every
     /// ranking figure several-fold, so runs record it among their params.
     pub threshold: Option<f32>,
@@ -76,6 +113,7 @@ impl Default for EvalSettings {
     fn default() -> Self {
         Self {
             k: 10,
+            more_k: MoreK::default(),
             threshold: None,
             topk: TopKOptions::default(),
             ratings: true,
@@ -94,6 +132,9 @@ pub struct EvalReport {
     pub ranking: Option<RankingMetrics>,
     /// Each evaluated user's figures, for intervals and paired tests.
     pub per_user: PerUser,
+    /// The ranking metrics at the further cut-offs, each with its per-user figures (the same
+    /// users, ascending, as `per_user.ranking`).
+    pub more: Vec<(RankingMetrics, Vec<UserRanking>)>,
 }
 
 /// Per-user figures of one evaluation, users ascending in each list.
@@ -112,6 +153,9 @@ impl EvalReport {
     pub fn metrics(&self, split: Split) -> Vec<(String, f64)> {
         let mut out = self.rating.map(|r| r.named()).unwrap_or_default();
         if let Some(r) = &self.ranking {
+            out.extend(r.named(""));
+        }
+        for (r, _) in &self.more {
             out.extend(r.named(""));
         }
         out.into_iter()
@@ -146,6 +190,16 @@ impl EvalReport {
             let refs: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
             for (base, ci) in bases.iter().zip(stats::means_ci(&refs, boot)) {
                 out.extend(ci.map(|ci| (metrics::metric_name(base, self.k), ci)));
+            }
+            for (m, users) in &self.more {
+                let columns: Vec<Vec<f64>> = bases
+                    .iter()
+                    .map(|b| users.iter().filter_map(|u| u.value(b)).collect())
+                    .collect();
+                let refs: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
+                for (base, ci) in bases.iter().zip(stats::means_ci(&refs, boot)) {
+                    out.extend(ci.map(|ci| (metrics::metric_name(base, m.k), ci)));
+                }
             }
         }
         out
@@ -201,9 +255,11 @@ pub fn evaluate_with_history(
     settings: &EvalSettings,
 ) -> Result<EvalReport, EvalError> {
     let k = settings.k;
-    if k == 0 {
+    if k == 0 || settings.more_k.iter().any(|k| k == 0) {
         return Err(EvalError::ZeroK);
     }
+    // One top list per user at the largest cut-off serves every cut-off.
+    let k_max = settings.more_k.iter().fold(k, usize::max);
     if (train.n_users, train.n_items) != (test.n_users, test.n_items) {
         return Err(EvalError::IdSpaces {
             train_users: train.n_users,
@@ -250,6 +306,7 @@ pub fn evaluate_with_history(
                 ranking: Vec::new(),
                 rating: rating_users,
             },
+            more: Vec::new(),
         });
     }
 
@@ -258,24 +315,36 @@ pub fn evaluate_with_history(
         (0..sets.len()).partition(|&s| known.user(sets.users[s]));
     let scored_users: Vec<u32> = scored.iter().map(|&s| sets.users[s]).collect();
     let mut acc = RankingAccumulator::new(k, train.n_items);
+    let mut more: Vec<RankingAccumulator> = settings
+        .more_k
+        .iter()
+        .map(|k| RankingAccumulator::new(k, train.n_items))
+        .collect();
     let mut next = scored.iter();
     for_each_top(
         model,
         by_user,
         &scored_users,
         Some(by_user),
-        k,
+        k_max,
         settings.topk,
         |_, list| {
             if let Some(&s) = next.next() {
+                // Each accumulator reads the first K of the list (best first).
                 let items: Vec<u32> = list.iter().map(|p| p.0).collect();
                 acc.add(sets.users[s], Some(&items), &sets.items[s]);
+                for m in &mut more {
+                    m.add(sets.users[s], Some(&items), &sets.items[s]);
+                }
             }
             Ok::<(), EvalError>(())
         },
     )?;
     for &s in &unscored {
         acc.add(sets.users[s], None, &sets.items[s]);
+        for m in &mut more {
+            m.add(sets.users[s], None, &sets.items[s]);
+        }
     }
     Ok(EvalReport {
         k,
@@ -286,6 +355,7 @@ pub fn evaluate_with_history(
             ranking: acc.per_user(),
             rating: rating_users,
         },
+        more: more.iter().map(|m| (m.finish(), m.per_user())).collect(),
     })
 }
 
@@ -381,6 +451,46 @@ mod tests {
         assert!((value(&r, "test_ndcg_at_2") - (l2 / (l2 + l3) + l3 / l2) / 3.0).abs() < 1e-12);
         assert!((value(&r, "test_map_at_2") - (0.5 + 0.5) / 3.0).abs() < 1e-12);
         assert!((value(&r, "test_coverage_at_2") - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn further_cut_offs_equal_separate_evaluations_at_each_k() {
+        let (train, test, m) = fixture(true);
+        let one = |k: usize| {
+            let s = EvalSettings {
+                k,
+                ..Default::default()
+            };
+            evaluate(&m, &train, &test, &s).unwrap()
+        };
+        let s = EvalSettings {
+            k: 2,
+            more_k: MoreK::new(&[1, 2, 3], 2).unwrap(),
+            ..Default::default()
+        };
+        let all = evaluate(&m, &train, &test, &s).unwrap();
+        for k in [1, 2, 3] {
+            let alone = one(k);
+            for base in ["precision", "recall", "ndcg", "map", "coverage"] {
+                let key = format!("test_{base}_at_{k}");
+                let (a, b) = (value(&all, &key), value(&alone, &key));
+                assert!((a - b).abs() < 1e-12, "{key}: {a} vs {b}");
+            }
+        }
+        // Intervals for every cut-off, and per-user figures for the further ones.
+        let ci = all.intervals(stats::Bootstrap::default());
+        for k in [1, 2, 3] {
+            assert!(
+                ci.iter().any(|(n, _)| *n == format!("ndcg_at_{k}")),
+                "{ci:?}"
+            );
+        }
+        assert_eq!(all.more.len(), 2);
+        assert!(all
+            .more
+            .iter()
+            .all(|(_, u)| u.len() == all.per_user.ranking.len()));
+        assert!(MoreK::new(&[1, 2, 3, 4, 5, 6, 7, 8, 9], 1).is_none());
     }
 
     #[test]

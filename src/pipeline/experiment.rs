@@ -178,6 +178,27 @@ struct TrackingObserver<'a> {
 }
 
 impl TrackingObserver<'_> {
+    /// Writes an evaluation's per-user figures and logs them under `eval/` of run `id`.
+    fn log_per_user(&mut self, id: &str, report: &crate::eval::EvalReport, file: &str) {
+        let t0 = std::time::Instant::now();
+        let dir = self.scratch.join(id).join("eval");
+        let path = dir.join(file);
+        let written = fs::create_dir_all(&dir)
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                crate::pipeline::saved::write_per_user(&path, report, self.user_ids)
+                    .map_err(|e| e.to_string())
+            });
+        match written {
+            Ok(()) => {
+                let r = self.tracker.log_artifact(id, &path, Some("eval"));
+                self.keep(r);
+            }
+            Err(e) => tracing::warn!("per-user figures not saved: {e}"),
+        }
+        self.log_seconds += t0.elapsed().as_secs_f64();
+    }
+
     fn keep(&mut self, r: Result<(), TrackingError>) {
         if let Err(e) = r {
             tracing::warn!("tracking: {e}");
@@ -369,6 +390,9 @@ impl Observer for TrackingObserver<'_> {
         if let Some(best) = trial.best_iteration {
             metrics.push(Metric::new("best_iteration", best as f64, 0));
         }
+        if let (Some(report), Some(id)) = (&trial.report, self.child.clone()) {
+            self.log_per_user(&id, report, "per_user_val.parquet");
+        }
         let mut artifacts = vec![("eval/counts.json".to_string(), counts_json(&trial.counts))];
         if !trial.per_repeat.is_empty() {
             artifacts.push((
@@ -415,23 +439,7 @@ impl Observer for TrackingObserver<'_> {
         let boot = self.bootstrap;
         // Per-user figures, for paired comparisons of runs later (`eval/per_user_test.parquet`).
         if let Some(id) = self.child.clone() {
-            let t0 = std::time::Instant::now();
-            let dir = self.scratch.join(&id).join("eval");
-            let path = dir.join("per_user_test.parquet");
-            let written = fs::create_dir_all(&dir)
-                .map_err(|e| e.to_string())
-                .and_then(|_| {
-                    crate::pipeline::saved::write_per_user(&path, &outcome.test, self.user_ids)
-                        .map_err(|e| e.to_string())
-                });
-            match written {
-                Ok(()) => {
-                    let r = self.tracker.log_artifact(&id, &path, Some("eval"));
-                    self.keep(r);
-                }
-                Err(e) => tracing::warn!("per-user figures not saved: {e}"),
-            }
-            self.log_seconds += t0.elapsed().as_secs_f64();
+            self.log_per_user(&id, &outcome.test, "per_user_test.parquet");
         }
         let artifacts = vec![
             (

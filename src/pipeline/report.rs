@@ -570,6 +570,7 @@ mod tests {
             fit_seconds: 0.0,
             eval_seconds: 0.0,
             user_values: None,
+            report: None,
         }
     }
 
@@ -592,6 +593,7 @@ mod tests {
                 rating: None,
                 ranking: Some(RankingMetrics::default()),
                 per_user: Default::default(),
+                more: Vec::new(),
             },
             test_ci: Vec::new(),
             fit_seconds: 0.0,

@@ -209,6 +209,29 @@ pub fn write_per_user(
             format!("map_at_{k}").into(),
             r(|u| u.average_precision),
         ));
+        // Further cut-offs: the same users in the same order as the main one's.
+        for (m, list) in &report.more {
+            let col = |f: fn(&crate::eval::metrics::UserRanking) -> f64| -> Vec<Option<f64>> {
+                users
+                    .values()
+                    .map(|(i, _)| i.and_then(|i| list.get(i)).map(f))
+                    .collect()
+            };
+            let k = m.k;
+            cols.push(Column::new(
+                format!("precision_at_{k}").into(),
+                col(|u| u.precision),
+            ));
+            cols.push(Column::new(
+                format!("recall_at_{k}").into(),
+                col(|u| u.recall),
+            ));
+            cols.push(Column::new(format!("ndcg_at_{k}").into(), col(|u| u.ndcg)));
+            cols.push(Column::new(
+                format!("map_at_{k}").into(),
+                col(|u| u.average_precision),
+            ));
+        }
     }
     if report.rating.is_some() {
         let pairs: Vec<Option<u32>> = users

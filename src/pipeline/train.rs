@@ -120,6 +120,9 @@ pub struct PipelineSettings {
     pub max_runs: usize,
     /// The file used as the test split instead of drawing one, when given.
     pub test_file: Option<String>,
+    /// Whether every trial, not only final models, keeps its per-user validation figures
+    /// (`eval.per_user = "all"`).
+    pub per_user_trials: bool,
     /// Trials already finished (a resumed run): (entry, the configuration's parameters as
     /// logged) to their figures. They are not fitted again.
     #[serde(skip)]
@@ -158,6 +161,7 @@ impl PipelineSettings {
             threads: None,
             max_runs: 10,
             test_file: None,
+            per_user_trials: false,
             done: Vec::new(),
         }
     }
@@ -203,6 +207,9 @@ pub struct Trial {
     /// Per-user validation values of the selection metric (first repeat), kept while the trial
     /// is among the entry's two best: what the "within noise" check pairs.
     pub user_values: Option<std::sync::Arc<UserValues>>,
+    /// The first repeat's whole validation evaluation, with `eval.per_user = "all"`, until the
+    /// observer has logged it.
+    pub report: Option<std::sync::Arc<EvalReport>>,
 }
 
 /// One evaluation's per-user values of a selection metric, users ascending.
@@ -714,6 +721,7 @@ fn run_in_pool(
                     fit_seconds: d.fit_seconds,
                     eval_seconds: 0.0,
                     user_values: None,
+                    report: None,
                 });
                 continue;
             }
@@ -725,6 +733,7 @@ fn run_in_pool(
             let mut best_iteration = None;
             let mut counts = Vec::new();
             let mut values = None;
+            let mut kept_report = None;
             for (r, plan) in c.plans.iter().enumerate() {
                 let fitted = fit_watched(
                     settings,
@@ -749,6 +758,9 @@ fn run_in_pool(
                 per_repeat.push(report.metrics(h.selected_on));
                 if r == 0 {
                     values = Some(std::sync::Arc::new(UserValues::of(&report, &select)));
+                    if settings.per_user_trials {
+                        kept_report = Some(std::sync::Arc::new(report.clone()));
+                    }
                     history = fitted.history;
                     best_iteration = fitted.best_iteration;
                     counts = report.counts();
@@ -772,8 +784,12 @@ fn run_in_pool(
                 fit_seconds: fit_s / c.plans.len() as f64,
                 eval_seconds: eval_s,
                 user_values: values,
+                report: kept_report,
             };
             observer.trial_finished(entry, c, &trial);
+            // Logged: the whole report is not kept through the search.
+            let mut trial = trial;
+            trial.report = None;
             trials.push(trial);
             // Keep only the best trial's model in memory.
             let ranked_trials: Vec<Ranked> = trials

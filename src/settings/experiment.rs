@@ -451,8 +451,14 @@ pub fn resolve_run(
         sp.strategy.unwrap_or(SplitKind::Random),
         sp.n.unwrap_or(defaults::LEAVE_N),
     );
-    let k = spec.eval.k.unwrap_or(defaults::K);
-    let ks = [k];
+    let ks: Vec<usize> = spec
+        .eval
+        .k
+        .as_ref()
+        .map(crate::spec::Cutoffs::values)
+        .unwrap_or_else(|| vec![defaults::K]);
+    // The main cut-off: the selection metric's when it names one, else the largest listed.
+    let largest = ks.iter().copied().max().unwrap_or(defaults::K);
     if let Some(metrics) = &spec.eval.metrics {
         for m in metrics {
             SelectMetric::parse(m, &ks).map_err(|e| {
@@ -501,8 +507,16 @@ pub fn resolve_run(
             };
             src.error(&["eval", "select"], format!("`eval.select`: {e}"), hint)
         })?,
-        None => SelectMetric::default_for(any_rating, k),
+        None => SelectMetric::default_for(
+            any_rating,
+            if ks.contains(&defaults::K) {
+                defaults::K
+            } else {
+                largest
+            },
+        ),
     };
+    let k = select.k.unwrap_or(largest);
     // Baselines every experiment is compared with, unless the spec lists its own.
     let baselines: Vec<FamilyName> = match &spec.eval.baselines {
         Some(b) => b.clone(),
@@ -551,6 +565,8 @@ pub fn resolve_run(
         entries,
         eval: EvalSettings {
             k,
+            // Checked against the limit in the spec's own checks.
+            more_k: crate::eval::MoreK::new(&ks, k).unwrap_or_default(),
             threshold: spec.eval.relevance_threshold.map(|t| t as f32),
             ..EvalSettings::default()
         },
@@ -563,6 +579,7 @@ pub fn resolve_run(
             .or(spec.experiment.max_runs)
             .unwrap_or(defaults::MAX_RUNS),
         test_file: sp.test_file.clone(),
+        per_user_trials: spec.eval.per_user == Some(crate::spec::PerUserScope::All),
         done: Vec::new(),
     };
     // Every family rule, search and limit, before any work.
@@ -682,7 +699,16 @@ fn parent_params(
     if let Some(f) = &spec.split.test_file {
         put("split.test_file", f.clone());
     }
-    put("eval.k", p.eval.k.to_string());
+    put(
+        "eval.k",
+        if p.eval.more_k.is_empty() {
+            p.eval.k.to_string()
+        } else {
+            let mut ks: Vec<usize> = p.eval.more_k.iter().chain([p.eval.k]).collect();
+            ks.sort_unstable();
+            format!("{ks:?}")
+        },
+    );
     put("eval.select", p.select.name.clone());
     put(
         "eval.relevance_threshold",

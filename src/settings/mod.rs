@@ -386,6 +386,7 @@ fn pipeline_settings(
         threads: model.threads,
         max_runs: max_runs.unwrap_or(defaults::MAX_RUNS),
         test_file: split.test_file.as_ref().map(|p| p.display().to_string()),
+        per_user_trials: false,
         done: Vec::new(),
     }
 }

@@ -187,7 +187,7 @@ fn compare_scales_to_a_whole_search_with_diff_only_globs_blocks_and_prefixes() {
             "--columns",
             "run_id",
             "--csv",
-            "--max",
+            "--max-results",
             "1000",
         ])
         .ok()
@@ -367,7 +367,7 @@ fn group_by_and_pivot_aggregate_runs_that_share_a_configuration() {
 
 /// Rule: `runs compare --significance` pairs the test users runs share and matches scipy's
 /// paired t and Wilcoxon tests, with Holm's correction over the comparisons made; runs on
-/// different test splits are refused; the CSV reads back in pandas at full precision.
+/// different test splits are refused; the CSVs read back in pandas at full precision.
 #[test]
 fn significance_pairs_users_agrees_with_scipy_and_refuses_other_splits() {
     let Some(py) =
@@ -396,6 +396,10 @@ fn significance_pairs_users_agrees_with_scipy_and_refuses_other_splits() {
         .ok();
     d.write("sig.json", serde_json::to_vec(&sig).unwrap());
     d.write("sig.csv", &csv.stdout);
+    let side = d.run(&["runs", "compare", pop, ease, knn, "--csv"]).ok();
+    let side_json = d.run(&["runs", "compare", pop, ease, knn, "--json"]).ok();
+    d.write("cmp.csv", &side.stdout);
+    d.write("cmp.json", &side_json.stdout);
     let script = r#"
 import glob, json, sys
 import numpy as np, pandas as pd
@@ -433,6 +437,16 @@ frame = pd.read_csv("sig.csv", float_precision="round_trip")
 for c, (_, row) in zip(sig, frame.iterrows()):
     assert row["mean diff"] == c["mean_diff"], (row["mean diff"], c["mean_diff"])
     assert row["t p (Holm)"] == c["t_p_holm"]
+# The side-by-side CSV: one row per run, every metric the same float as in the JSON.
+cmp = pd.read_csv("cmp.csv", float_precision="round_trip")
+runs = json.load(open("cmp.json"))
+assert list(cmp["run_id"]) == [r["run_id"] for r in runs]
+n = 0
+for (_, row), r in zip(cmp.iterrows(), runs):
+    for k, v in r["metrics"].items():
+        assert row[f"metrics.{k}"] == v, (k, row[f"metrics.{k}"], v)
+        n += 1
+assert n > 20, n
 print("ok", len(sig))
 "#;
     d.write("check.py", script);
@@ -538,4 +552,108 @@ fn eval_writes_per_user_figures_and_intervals() {
     let bad = d.run(&["eval", "--per-user", "dir"]);
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("is a folder"), "{}", bad.stderr);
+}
+
+/// Rule: `eval.k` as a list reports every ranking metric at each cut-off, with its interval and
+/// per-user figures (so runs pair at any of them); a bad list is refused with the file and line
+/// before any work.
+#[test]
+fn a_list_of_cut_offs_reports_each_with_intervals_and_per_user_figures() {
+    let d = Dir::new();
+    d.generate(300, 120, 4000, 13);
+    let spec = |k: &str| {
+        format!(
+            "[experiment]\nname = \"cmp\"\n[data]\ninput = \"r.json.gz\"\n[eval]\nk = {k}\nselect = \"ndcg_at_10\"\n\n[[models]]\nname = \"ease\"\nfamily = \"ease\"\nlambda = 100.0\n"
+        )
+    };
+    d.write("s.toml", spec("[5, 10, 20]"));
+    let out = d.run(&["run", "s.toml", "--json"]).ok().json();
+    let parent = out["parent_run_id"].as_str().unwrap();
+    let f = finals(&d, parent);
+    let ease = d.run(&["runs", "show", &f["ease"], "--json"]).ok().json();
+    let m = &ease["run"]["metrics"];
+    for k in [5, 10, 20] {
+        for key in [
+            format!("test_ndcg_at_{k}"),
+            format!("test_recall_at_{k}_ci_low"),
+            format!("val_precision_at_{k}"),
+        ] {
+            assert!(m.get(&key).is_some(), "{key} missing: {m}");
+        }
+    }
+    let sig = d
+        .run(&[
+            "runs",
+            "compare",
+            &f["popularity"],
+            &f["ease"],
+            "--significance",
+            "--metric",
+            "test_ndcg_at_20",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert!(sig[0]["users"].as_u64().unwrap() > 100, "{sig}");
+    let shown = d.run(&["run", "s.toml", "--show-settings"]).ok();
+    assert!(shown.stdout.contains("[5, 10, 20]"), "{}", shown.stdout);
+    for (k, says) in [
+        ("[5, 5]", "twice"),
+        ("[]", "empty"),
+        ("[0, 10]", "at least 1"),
+    ] {
+        d.write("bad.toml", spec(k));
+        let bad = d.run(&["run", "bad.toml"]);
+        assert_ne!(bad.code, 0, "{k}");
+        assert!(
+            bad.stderr.contains("bad.toml") && bad.stderr.contains(says),
+            "{k}: {}",
+            bad.stderr
+        );
+    }
+    d.write("bad.toml", spec("[5, 20]"));
+    let bad = d.run(&["run", "bad.toml"]);
+    assert!(bad.stderr.contains("ndcg_at_10"), "{}", bad.stderr);
+
+    // Trials log per-user figures (on validation) only when asked.
+    let trial_files = |parent: &str| -> Vec<std::path::PathBuf> {
+        let filter =
+            format!("tags.`recflow.role` = 'trial' and tags.`mlflow.parentRunId` = '{parent}'");
+        let rows = d
+            .run(&[
+                "runs",
+                "list",
+                "--experiment",
+                "cmp",
+                "--filter",
+                &filter,
+                "--columns",
+                "run_id,experiment_id",
+                "--json",
+            ])
+            .ok()
+            .json();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                d.join(&format!(
+                    "mlruns/{}/{}/artifacts/eval/per_user_val.parquet",
+                    r["experiment_id"].as_str().unwrap(),
+                    r["run_id"].as_str().unwrap()
+                ))
+            })
+            .collect()
+    };
+    let plain = trial_files(parent);
+    assert!(!plain.is_empty() && plain.iter().all(|p| !p.exists()));
+    let all = d
+        .run(&["run", "s.toml", "--set", "eval.per_user=\"all\"", "--json"])
+        .ok()
+        .json();
+    let asked = trial_files(all["parent_run_id"].as_str().unwrap());
+    assert!(
+        !asked.is_empty() && asked.iter().all(|p| p.is_file()),
+        "{asked:?}"
+    );
 }
