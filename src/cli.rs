@@ -522,9 +522,14 @@ pub struct RunArgs {
     /// Tracking URI [default: the spec's, else MLFLOW_TRACKING_URI, else file:./mlruns].
     #[arg(long)]
     pub tracking_uri: Option<String>,
-    /// Register the best model under this name in the server's Model Registry (alias `champion`).
+    /// Register the best model under this name in the server's Model Registry. The alias
+    /// `champion` moves to it only when it beats the current champion on the selection metric's
+    /// test value, evaluated on the same test split.
     #[arg(long, value_name = "NAME")]
     pub register: Option<String>,
+    /// With `--register`: move the `champion` alias even when the new model does not beat it.
+    #[arg(long, requires = "register")]
+    pub force: bool,
     /// Refuse searches of more fits than this [default: the spec's `experiment.max_runs`, else
     /// 1000].
     #[arg(long)]

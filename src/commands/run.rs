@@ -58,17 +58,10 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<()> {
         ));
         return Err(OnlySpooled(local_uri).into());
     }
-    if let Some(name) = &s.register {
-        let store = tracking::RestStore::new(&s.tracking.uri, &s.tracking.connection)?;
-        let run_id = report
-            .best_run_id
-            .as_deref()
-            .unwrap_or(&report.parent_run_id);
-        let version = store.register_model(name, &report.parent_run_id, "model", "champion")?;
-        tracing::info!(
-            "registered `{name}` version {version} from run {run_id} (alias `champion`)"
-        );
-    }
+    let registered = match &s.register {
+        Some(name) => Some(register(ctx, &s, name, &report.parent_run_id)?),
+        None => None,
+    };
     let e = &s.experiment;
     if ctx.out.is_json() {
         let mut v = results_json(
@@ -85,6 +78,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<()> {
         v["data"] = serde_json::json!(report.prepared.dir.display().to_string());
         v["reused_data"] = serde_json::json!(report.prepared.reused);
         v["tracking_uri"] = serde_json::json!(tracking::mask_uri(&s.tracking.uri));
+        v["registered"] = serde_json::json!(registered);
         v["ui"] = serde_json::json!(link(
             &s.tracking.uri,
             &report.experiment_id,
@@ -139,15 +133,75 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The MLflow UI page of a run, without credentials.
+/// Registers the parent run's model as a new version of `name` and moves the `champion` alias
+/// to it when it beats the current champion (see [`champion::decide`]); the decision is printed
+/// and kept as the version's tag `recflow.champion_decision`.
+fn register(
+    ctx: &Context,
+    s: &crate::settings::RunSettings,
+    name: &str,
+    parent: &str,
+) -> anyhow::Result<serde_json::Value> {
+    use crate::pipeline::champion::{self, Contender, CHAMPION};
+    let store = tracking::RestStore::new(&s.tracking.uri, &s.tracking.connection)?;
+    let key = format!(
+        "best.{}",
+        s.experiment
+            .pipeline
+            .select
+            .on(crate::eval::keys::Split::Test)
+    );
+    let contender = |version: String, run_id: &str| -> Contender {
+        let run = store.get_run(run_id).ok();
+        Contender {
+            version,
+            value: run.as_ref().and_then(|r| r.metric(&key)),
+            split: run.and_then(|r| r.tags.get(tracking::TAG_SPLIT_FINGERPRINT).cloned()),
+        }
+    };
+    let current = store.alias_version(name, CHAMPION)?;
+    let version = store.create_version(name, parent, "model")?;
+    let new = contender(version.clone(), parent);
+    let old = current.map(|(v, run)| contender(v, &run));
+    let decision = champion::decide(
+        &key,
+        s.experiment.pipeline.select.direction,
+        &new,
+        old.as_ref(),
+        s.force,
+    );
+    if decision.moved {
+        store.set_alias(name, CHAMPION, &version)?;
+    }
+    store.set_version_tag(name, &version, TAG_CHAMPION_DECISION, &decision.reason)?;
+    let line = format!("registered `{name}` version {version}: {}", decision.reason);
+    if decision.moved {
+        tracing::info!("{line}");
+    } else {
+        ctx.out.warn(line);
+    }
+    Ok(serde_json::json!({
+        "name": name,
+        "version": version,
+        "champion": decision.moved,
+        "decision": decision.reason,
+    }))
+}
+
+/// The tag on a registered version that says what happened to the `champion` alias.
+const TAG_CHAMPION_DECISION: &str = "recflow.champion_decision";
+
+/// The MLflow UI page of a run, without credentials. MLflow 3 opens an experiment on its GenAI
+/// pages unless the link asks for the machine-learning view (`workflowType`, read from the
+/// route's query).
 fn link(uri: &str, experiment_id: &str, run_id: &str) -> String {
+    let page = format!("#/experiments/{experiment_id}/runs/{run_id}?{UI_WORKFLOW}");
     match TrackingUri::parse(uri) {
-        Ok(TrackingUri::Http(base)) => format!(
-            "{}/#/experiments/{experiment_id}/runs/{run_id}",
-            tracking::link_uri(base.trim_end_matches('/'))
-        ),
-        _ => format!(
-            "make ui, then http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
-        ),
+        Ok(TrackingUri::Http(base)) => {
+            format!("{}/{page}", tracking::link_uri(base.trim_end_matches('/')))
+        }
+        _ => format!("make ui, then http://127.0.0.1:5000/{page}"),
     }
 }
+
+const UI_WORKFLOW: &str = "workflowType=machine_learning";

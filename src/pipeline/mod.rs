@@ -5,6 +5,7 @@
 //!
 //! Knows nothing about the command line or the environment: it takes resolved settings.
 
+pub mod champion;
 pub mod experiment;
 pub mod observer;
 pub mod progress;

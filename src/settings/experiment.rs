@@ -28,6 +28,8 @@ pub struct RunSettings {
     pub tracking: TrackingTarget,
     /// Register the winner under this name in the server's Model Registry.
     pub register: Option<String>,
+    /// Move the `champion` alias whatever the comparison says.
+    pub force: bool,
 }
 
 /// TOML to a parameter value; `None` for tables, arrays and datetimes.
@@ -629,6 +631,7 @@ pub fn resolve_run(
         experiment,
         tracking,
         register: args.register.clone(),
+        force: args.force,
     })
 }
 

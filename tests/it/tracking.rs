@@ -525,16 +525,59 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
         .ok()
         .json();
     assert_eq!(second["copied"].as_array().unwrap().len(), 0);
-    // Registration in the Model Registry, with the alias.
-    d.run(&[
-        "run",
-        "experiments/it.toml",
-        "--tracking-uri",
-        &server.uri,
-        "--register",
-        "it-model",
-    ])
-    .ok();
+    // Registration in the Model Registry: the `champion` alias moves only to a better model on
+    // the same test split, unless forced; each decision is a tag on the version.
+    let register = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "experiments/it.toml",
+            "--tracking-uri",
+            &server.uri,
+            "--register",
+            "it-model",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        d.run(&args).ok().json()["registered"].clone()
+    };
+    let first = register(&[]);
+    assert_eq!(first["champion"], true, "{first}");
+    // The same spec on the same split scores the same: a tie does not take the alias.
+    let tie = register(&[]);
+    assert_eq!(tie["champion"], false, "{tie}");
+    assert!(
+        tie["decision"].as_str().unwrap().contains("does not beat"),
+        "{tie}"
+    );
+    let other_split = register(&["--set", "split.seed=8"]);
+    assert_eq!(other_split["champion"], false, "{other_split}");
+    assert!(
+        other_split["decision"]
+            .as_str()
+            .unwrap()
+            .contains("test split"),
+        "{other_split}"
+    );
+    let forced = register(&["--force"]);
+    assert_eq!(forced["champion"], true, "{forced}");
+    if let Some(py) = crate::util::python() {
+        let out = Command::new(py)
+            .args([
+                "-c",
+                "import sys, mlflow; c = mlflow.MlflowClient(sys.argv[1]); \
+                 v = c.get_model_version_by_alias('it-model', 'champion'); \
+                 t = c.get_model_version('it-model', sys.argv[2]).tags; \
+                 print(v.version, '|', t.get('recflow.champion_decision', ''))",
+                &server.uri,
+                tie["version"].as_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (alias, tag) = text.trim().split_once(" | ").unwrap_or(("", ""));
+        assert_eq!(alias, forced["version"].as_str().unwrap(), "{text}");
+        assert!(tag.contains("does not beat"), "{text}");
+    }
 }
 
 #[test]

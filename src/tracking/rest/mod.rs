@@ -356,14 +356,70 @@ impl RestStore {
         self.call(Method::POST, &self.api(endpoint), Some(body))
     }
 
+    /// The version `alias` points at in the registered model `name`, with its run id; `None`
+    /// when the model or the alias does not exist.
+    pub fn alias_version(
+        &self,
+        name: &str,
+        alias: &str,
+    ) -> Result<Option<(String, String)>, TrackingError> {
+        match self.get(
+            "registered-models/alias",
+            &[("name", name), ("alias", alias)],
+        ) {
+            Ok(v) => {
+                let mv = &v["model_version"];
+                let version = match &mv["version"] {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => return Ok(None),
+                };
+                Ok(Some((
+                    version,
+                    mv["run_id"].as_str().unwrap_or_default().to_string(),
+                )))
+            }
+            Err(TrackingError::Server { status: 404, .. }) => Ok(None),
+            Err(TrackingError::Server { code, .. })
+                if code == "RESOURCE_DOES_NOT_EXIST" || code == "INVALID_PARAMETER_VALUE" =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Points `alias` of the registered model `name` at `version`.
+    pub fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<(), TrackingError> {
+        self.post(
+            "registered-models/alias",
+            &json!({ "name": name, "alias": alias, "version": version }),
+        )
+        .map(drop)
+    }
+
+    /// Sets a tag on one version of a registered model.
+    pub fn set_version_tag(
+        &self,
+        name: &str,
+        version: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), TrackingError> {
+        self.post(
+            "model-versions/set-tag",
+            &json!({ "name": name, "version": version, "key": key, "value": value }),
+        )
+        .map(drop)
+    }
+
     /// Registers the run's artifact folder `artifact_path` as a new version of the registered
-    /// model `name` (created when missing) and points `alias` at it. Returns the version.
-    pub fn register_model(
+    /// model `name` (created when missing). Returns the version.
+    pub fn create_version(
         &self,
         name: &str,
         run_id: &str,
         artifact_path: &str,
-        alias: &str,
     ) -> Result<String, TrackingError> {
         match self.post("registered-models/create", &json!({ "name": name })) {
             Ok(_) => {}
@@ -384,10 +440,6 @@ impl RestStore {
             Value::Number(v) => v.to_string(),
             _ => return Err(self.protocol("model-versions/create returned no version")),
         };
-        self.post(
-            "registered-models/alias",
-            &json!({ "name": name, "alias": alias, "version": version }),
-        )?;
         Ok(version)
     }
 
