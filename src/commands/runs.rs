@@ -1290,12 +1290,42 @@ pub fn run_runs(ctx: &Context, c: &RunsCommand) -> anyhow::Result<()> {
 
 pub fn run_sync(ctx: &Context, a: &SyncArgs) -> anyhow::Result<()> {
     let conn = tracking_connection(&ctx.env);
+    // Opening a file store creates it: a source that is not there is a mistake, not 0 runs.
+    if let Ok(tracking::TrackingUri::File(path)) = tracking::TrackingUri::parse(&a.from) {
+        if !path.is_dir() {
+            bail!(
+                "`--from {}`: there is no file store at {}\nhint: point `--from` at the folder `recflow run` logged to (`file:./mlruns` by default)",
+                a.from,
+                path.display()
+            );
+        }
+    }
     let from = tracking::open_tracker(&a.from, &conn)?;
     let to = tracking::open_tracker(&a.to, &conn)?;
     to.ping()?;
     let report = tracking::sync(from.as_ref(), to.as_ref(), a.experiment.as_deref())?;
+    for (run, why) in &report.unreadable {
+        ctx.out.warn(format!(
+            "run `{run}` could not be read and was not copied: {why}"
+        ));
+    }
+    if !report.held_back.is_empty() {
+        ctx.out.warn(format!(
+            "{} run(s) whose parent could not be read were left for a later sync: {}",
+            report.held_back.len(),
+            report.held_back.join(", ")
+        ));
+    }
+    let incomplete = !report.unreadable.is_empty() || !report.held_back.is_empty();
     if ctx.global.json {
-        return Ok(ctx.out.json(&report)?);
+        ctx.out.json(&report)?;
+        if incomplete {
+            bail!(
+                "sync incomplete: {} unreadable run(s) in the source",
+                report.unreadable.len()
+            );
+        }
+        return Ok(());
     }
     ctx.out.line(format!(
         "copied {} run(s) ({} metric values, {} artifact files) from {} experiment(s); {} already synced, {} still running (left for later)",
@@ -1306,5 +1336,11 @@ pub fn run_sync(ctx: &Context, a: &SyncArgs) -> anyhow::Result<()> {
         report.already_synced,
         report.skipped_running
     ))?;
+    if incomplete {
+        bail!(
+            "sync incomplete: {} unreadable run(s) in the source\nhint: mend or remove the named runs' meta.yaml, then sync again (runs copied already are skipped)",
+            report.unreadable.len()
+        );
+    }
     Ok(())
 }

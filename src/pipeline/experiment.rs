@@ -175,6 +175,10 @@ struct TrackingObserver<'a> {
     data_fingerprint: String,
     /// `recflow.split_fingerprint`, once the split is made.
     split_fingerprint: Option<String>,
+    /// The parent's source, git, version and experiment tags, which every child carries too.
+    inherited: Vec<Tag>,
+    /// Configurations per entry (by entry index), for children's descriptions.
+    configs_per_entry: BTreeMap<usize, usize>,
 }
 
 impl TrackingObserver<'_> {
@@ -216,6 +220,9 @@ impl TrackingObserver<'_> {
             new = new
                 .with_user(u.clone())
                 .with_tag(crate::tracking::TAG_USER, u.clone());
+        }
+        for t in &self.inherited {
+            new = new.with_tag(t.key.clone(), t.value.clone());
         }
         for (k, v) in tags {
             new = new.with_tag(k, v);
@@ -317,6 +324,9 @@ impl Observer for TrackingObserver<'_> {
         shape: &crate::model::family::DataShape,
     ) {
         self.inner.started(entries, candidates, sizes, shape);
+        for c in candidates {
+            *self.configs_per_entry.entry(c.entry).or_default() += 1;
+        }
         let fp = format!("{}:{:016x}", self.data_fingerprint, sizes.test_digest);
         let r = self.tracker.set_tags(
             &self.parent,
@@ -340,6 +350,30 @@ impl Observer for TrackingObserver<'_> {
                 candidate.index.to_string(),
             ),
             (crate::tracking::TAG_CONFIG.to_string(), candidate.label()),
+            (
+                crate::tracking::TAG_NOTE.to_string(),
+                match role {
+                    Role::Trial => format!(
+                        "`{}` ({}), configuration {} of {}: {}. Fitted on the training split less the validation split, scored on validation. Part of run {}.",
+                        entry.name,
+                        entry.family,
+                        candidate.index + 1,
+                        self.configs_per_entry
+                            .get(&candidate.entry)
+                            .copied()
+                            .unwrap_or(1),
+                        candidate.label(),
+                        self.parent
+                    ),
+                    Role::Final => format!(
+                        "`{}` ({}) final model: {}, the configuration selected on validation. Refit on the whole training split, scored on the test split. Part of run {}.",
+                        entry.name,
+                        entry.family,
+                        candidate.label(),
+                        self.parent
+                    ),
+                },
+            ),
         ];
         let params = params_of(entry, &candidate.plans[0].used_params());
         self.start_child(name, tags, params);
@@ -621,6 +655,18 @@ pub fn run(
             new = new.with_tag(crate::tracking::TAG_GIT_REPO_URL, u.clone());
         }
     }
+    // Children carry the parent's context (source, git, version, the experiment's tags), not
+    // its identity (name, data fingerprint: `--resume` finds parents by it).
+    let inherited: Vec<Tag> = new
+        .tags
+        .iter()
+        .filter(|t| {
+            t.key != crate::tracking::TAG_RUN_NAME
+                && t.key != crate::tracking::TAG_USER
+                && t.key != crate::tracking::TAG_PARENT_RUN_ID
+        })
+        .cloned()
+        .collect();
     let resumed = if s.resume {
         find_resumable(tracker, &experiment_id, s, &prepared)?
     } else {
@@ -667,6 +713,7 @@ pub fn run(
         fixed_test.as_ref(),
         &experiment_id,
         &parent,
+        &inherited,
     );
     let status = match &result {
         Ok(_) => RunStatus::Finished,
@@ -694,6 +741,7 @@ fn run_logged(
     fixed_test: Option<&crate::data::interactions::Interactions>,
     experiment_id: &str,
     parent: &str,
+    inherited: &[Tag],
 ) -> Result<Report, ExperimentError> {
     let datasets = datasets(s, prepared, ds);
     let mut params: Vec<Param> = s.params.iter().map(|(k, v)| Param::new(k, v)).collect();
@@ -738,6 +786,8 @@ fn run_logged(
         user_ids: &ds.user_ids,
         data_fingerprint: prepared.fingerprint.clone(),
         split_fingerprint: None,
+        inherited: inherited.to_vec(),
+        configs_per_entry: BTreeMap::new(),
     };
     let outcome = train::run(&s.pipeline, &ds.interactions, fixed_test, &mut observer)?;
     let children = std::mem::take(&mut observer.children);

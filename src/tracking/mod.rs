@@ -109,6 +109,15 @@ pub trait Tracker: Send + Sync {
 
     fn get_run(&self, run_id: &str) -> Result<Run, TrackingError>;
 
+    /// Runs of an experiment that exist but cannot be read (a file store's malformed
+    /// `meta.yaml`): (run folder or id, what is wrong). Searches skip them; `sync` names them.
+    fn unreadable_runs(
+        &self,
+        _experiment_id: &str,
+    ) -> Result<Vec<(String, String)>, TrackingError> {
+        Ok(Vec::new())
+    }
+
     /// Every logged value of one metric, in logging order.
     fn get_metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>, TrackingError>;
 

@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{
     now_ms, walk_files, Batch, NewRun, Param, Run, RunQuery, RunStatus, Tag, Tracker,
-    TrackingError, TAG_PARENT_RUN_ID, TAG_PARTIAL_REMOTE_RUN, TAG_RUN_NAME, TAG_SYNCED_FROM,
+    TrackingError, TAG_BEST_RUN_ID, TAG_PARENT_RUN_ID, TAG_PARTIAL_REMOTE_RUN, TAG_RUN_NAME,
+    TAG_SYNCED_FROM,
 };
 
 /// Runs per search; MLflow's maximum page.
@@ -31,6 +32,11 @@ pub struct SyncReport {
     pub skipped_running: usize,
     pub metric_values: usize,
     pub artifact_files: usize,
+    /// Source runs that could not be read: (run, what is wrong). Nothing of them was copied.
+    pub unreadable: Vec<(String, String)>,
+    /// Runs whose parent is unreadable, left for a sync after the parent is mended (a copy
+    /// would point at a parent the target never gets).
+    pub held_back: Vec<String>,
 }
 
 /// Copies the runs of `experiment` (every experiment when `None`) from `from` to `to`.
@@ -55,6 +61,11 @@ pub fn sync(
             continue;
         }
         report.experiments += 1;
+        let bad = from.unreadable_runs(&exp.experiment_id)?;
+        // Run folders are named by run id: a child naming one of them has no readable parent.
+        let mut missing: HashSet<String> = bad.iter().map(|(name, _)| name.clone()).collect();
+        report.unreadable.extend(bad);
+        let first = report.copied.len();
         let tags: Vec<Tag> = exp.tags.iter().map(|(k, v)| Tag::new(k, v)).collect();
         let target_exp = to.get_or_create_experiment(&exp.name, None, &tags)?;
         let mut target_query = RunQuery::new(vec![target_exp.clone()]);
@@ -76,12 +87,42 @@ pub fn sync(
                 report.skipped_running += 1;
                 continue;
             }
+            if run.parent_run_id().is_some_and(|p| missing.contains(p)) {
+                missing.insert(id.clone());
+                report.held_back.push(id);
+                continue;
+            }
             let target_id = copy_run(from, to, &run, &target_exp, &copies, &mut report)?;
             copies.insert(id.clone(), target_id.clone());
             report.copied.push((id, target_id));
         }
+        remap_run_ids(from, to, &report.copied[first..], &copies)?;
     }
     Ok(report)
+}
+
+/// Tags that name another run of the source (`best_run_id`) are pointed at its copy, once
+/// every run of the experiment is copied (a parent is copied before the child it names).
+fn remap_run_ids(
+    from: &dyn Tracker,
+    to: &dyn Tracker,
+    copied: &[(String, String)],
+    copies: &HashMap<String, String>,
+) -> Result<(), TrackingError> {
+    for (source, target) in copied {
+        let run = from.get_run(source)?;
+        let tags: Vec<Tag> = [TAG_BEST_RUN_ID]
+            .iter()
+            .filter_map(|k| {
+                let copy = copies.get(run.tags.get(*k)?)?;
+                Some(Tag::new(*k, copy))
+            })
+            .collect();
+        if !tags.is_empty() {
+            to.set_tags(target, &tags)?;
+        }
+    }
+    Ok(())
 }
 
 fn copy_run(
@@ -340,5 +381,53 @@ mod tests {
         let ordered = parents_first(s.search_runs(&q).unwrap());
         let names: Vec<&str> = ordered.iter().map(|r| r.info.run_name.as_str()).collect();
         assert_eq!(names, ["p", "c"]);
+    }
+
+    #[test]
+    fn best_run_id_points_at_the_copy_and_an_unreadable_parent_holds_its_children_back() {
+        let (dir, src, dst) = two_stores();
+        let exp = src.get_or_create_experiment("e", None, &[]).unwrap();
+        let parent = src.create_run(&NewRun::new(&exp, "p")).unwrap();
+        let child = src
+            .create_run(&NewRun::new(&exp, "c").with_parent(&parent.run_id))
+            .unwrap();
+        src.set_tags(&parent.run_id, &[Tag::new(TAG_BEST_RUN_ID, &child.run_id)])
+            .unwrap();
+        for id in [&child.run_id, &parent.run_id] {
+            src.end_run(id, RunStatus::Finished, 5).unwrap();
+        }
+        // A second tree whose parent's meta.yaml is broken.
+        let broken = src.create_run(&NewRun::new(&exp, "broken")).unwrap();
+        let orphan = src
+            .create_run(&NewRun::new(&exp, "orphan").with_parent(&broken.run_id))
+            .unwrap();
+        src.end_run(&orphan.run_id, RunStatus::Finished, 5).unwrap();
+        let meta = dir
+            .path()
+            .join("a")
+            .join(&exp)
+            .join(&broken.run_id)
+            .join("meta.yaml");
+        std::fs::write(&meta, "run_id: [unclosed\n").unwrap();
+
+        let report = sync(&src, &dst, None).unwrap();
+        assert_eq!(report.copied.len(), 2, "{report:?}");
+        assert_eq!(report.unreadable.len(), 1);
+        assert_eq!(report.unreadable[0].0, broken.run_id);
+        assert_eq!(report.held_back, vec![orphan.run_id.clone()]);
+        let copy = |id: &str| {
+            report
+                .copied
+                .iter()
+                .find(|(s, _)| s == id)
+                .map(|(_, t)| t.clone())
+                .unwrap()
+        };
+        let p = dst.get_run(&copy(&parent.run_id)).unwrap();
+        assert_eq!(
+            p.tags.get(TAG_BEST_RUN_ID),
+            Some(&copy(&child.run_id)),
+            "best_run_id names the child's copy"
+        );
     }
 }

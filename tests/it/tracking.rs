@@ -748,3 +748,69 @@ fn a_failure_after_training_ends_the_parent_failed_and_touches_nothing_else() {
         "the parent is FAILED: {statuses:?}"
     );
 }
+
+/// Rule: `sync` from a file store that is not there is an error naming it, not "copied 0".
+#[test]
+fn sync_from_a_missing_file_store_is_an_error() {
+    let d = Dir::new();
+    let out = d.run(&["sync", "--from", "file:./nowhere", "--to", "file:./target"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("no file store") && out.stderr.contains("nowhere"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !d.join("nowhere").exists(),
+        "nothing is created at the source"
+    );
+}
+
+/// Rule: every child run carries the parent's context (OS user, source name and type, version,
+/// the experiment's tags) and a description saying what it is; none carries the parent's
+/// identity (its data fingerprint, which `--resume` looks parents up by).
+#[test]
+fn child_runs_carry_the_parents_context_and_a_description() {
+    let d = prepared();
+    let out = d
+        .run_env(
+            &["run", "experiments/it.toml", "--json"],
+            &[("USER", "tester")],
+        )
+        .ok()
+        .json();
+    let parent = out["parent_run_id"].as_str().unwrap();
+    let show = |id: &str| d.run(&["runs", "show", id, "--json"]).ok().json()["run"].clone();
+    let p = show(parent);
+    for id in out["child_run_ids"].as_array().unwrap() {
+        let c = show(id.as_str().unwrap());
+        let tags = &c["tags"];
+        for key in [
+            "mlflow.user",
+            "mlflow.source.name",
+            "mlflow.source.type",
+            "recflow.version",
+            "suite",
+        ] {
+            assert_eq!(
+                tags[key], p["tags"][key],
+                "{key} on {}",
+                c["info"]["run_name"]
+            );
+        }
+        assert_eq!(tags["mlflow.user"], "tester");
+        assert!(tags.get("recflow.data_fingerprint").is_none());
+        let note = tags["mlflow.note.content"].as_str().unwrap();
+        let entry = tags["recflow.entry"].as_str().unwrap();
+        assert!(note.contains(entry) && note.contains(parent), "{note}");
+        let role = tags["recflow.role"].as_str().unwrap();
+        assert!(
+            note.contains(if role == "final" {
+                "test split"
+            } else {
+                "validation"
+            }),
+            "{note}"
+        );
+    }
+}

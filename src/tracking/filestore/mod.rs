@@ -720,6 +720,24 @@ impl Tracker for FileStore {
         self.read_run(&run_dir, info)
     }
 
+    fn unreadable_runs(&self, experiment_id: &str) -> Result<Vec<(String, String)>, TrackingError> {
+        let exp_dir = match self.experiment_dir(experiment_id) {
+            Ok(d) => d,
+            Err(TrackingError::ExperimentNotFound(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for (name, run_dir) in subdirs(&exp_dir)? {
+            if name.starts_with('.') || RESERVED_EXPERIMENT_FOLDERS.contains(&name.as_str()) {
+                continue;
+            }
+            if let Err(e) = read_run_info(&run_dir) {
+                out.push((name, e.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
     fn get_metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>, TrackingError> {
         validate_key("metric", key)?;
         let (run_dir, _) = self.find_run(run_id)?;
