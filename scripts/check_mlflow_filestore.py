@@ -76,6 +76,8 @@ def read_store(uri, with_artifacts):
                             "digest": d.dataset.digest,
                             "source_type": d.dataset.source_type,
                             "source": d.dataset.source,
+                            "schema": d.dataset.schema,
+                            "profile": d.dataset.profile,
                             "context": {t.key: t.value for t in d.tags}.get("mlflow.data.context"),
                         }
                         for d in full.inputs.dataset_inputs

@@ -179,6 +179,7 @@ struct TrackingObserver<'a> {
     inherited: Vec<Tag>,
     /// Configurations per entry (by entry index), for children's descriptions.
     configs_per_entry: BTreeMap<usize, usize>,
+    n_items: usize,
 }
 
 impl TrackingObserver<'_> {
@@ -326,6 +327,11 @@ impl Observer for TrackingObserver<'_> {
         self.inner.started(entries, candidates, sizes, shape);
         for c in candidates {
             *self.configs_per_entry.entry(c.entry).or_default() += 1;
+        }
+        self.datasets = profiled(&self.datasets, sizes, self.user_ids.len(), self.n_items);
+        for d in self.datasets.clone() {
+            let r = self.tracker.log_input(&self.parent, &d);
+            self.keep(r);
         }
         let fp = format!("{}:{:016x}", self.data_fingerprint, sizes.test_digest);
         let r = self.tracker.set_tags(
@@ -587,16 +593,67 @@ fn find_resumable(
     Ok(Some((id, done)))
 }
 
+/// The processed interactions' columns, as MLflow's column spec (`mlflow.types.Schema`).
+fn interactions_schema(ds: &Dataset) -> String {
+    let mut cols = vec![
+        serde_json::json!({ "type": "integer", "name": "user_idx", "required": true }),
+        serde_json::json!({ "type": "integer", "name": "item_idx", "required": true }),
+        serde_json::json!({ "type": "float", "name": "rating", "required": true }),
+    ];
+    if ds.interactions.timestamp.is_some() {
+        cols.push(serde_json::json!({ "type": "long", "name": "timestamp", "required": true }));
+    }
+    serde_json::json!({ "mlflow_colspec": cols }).to_string()
+}
+
+/// The dataset inputs with their profiles, once the split's sizes are known: each context's
+/// rows, the id spaces' users and items, and its density.
+fn profiled(
+    base: &[DatasetInput],
+    sizes: &crate::model::artifact::SplitSizes,
+    users: usize,
+    items: usize,
+) -> Vec<DatasetInput> {
+    base.iter()
+        .map(|d| {
+            let rows = match d.context.as_deref() {
+                // The whole training split; trials fit it less the validation split.
+                Some("training") => sizes.train,
+                Some("validation") => sizes.validation,
+                Some("test") => sizes.test,
+                _ => sizes.sampled,
+            };
+            let cells = (users as f64) * (items as f64);
+            // One dataset per split: MLflow keeps one input per (name, digest) and run.
+            let context = d.context.clone().unwrap_or_default();
+            let mut d = d.clone();
+            d.name = format!("{}-{context}", d.name);
+            d.digest = format!("{}-{context}-{rows}", d.digest)
+                .chars()
+                .take(36)
+                .collect();
+            d.with_profile(
+                serde_json::json!({
+                    "num_rows": rows,
+                    "users": users,
+                    "items": items,
+                    "density": if cells > 0.0 { rows as f64 / cells } else { 0.0 },
+                })
+                .to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The three dataset inputs of a run (training, validation, test contexts).
 fn datasets(s: &ExperimentSettings, prepared: &Prepared, ds: &Dataset) -> Vec<DatasetInput> {
-    let digest: String = format!("{}-{}", prepared.fingerprint, ds.interactions.len())
-        .chars()
-        .take(36)
-        .collect();
+    // MLflow caps digests at 36 characters; the context and the split's rows are added later.
+    let digest: String = prepared.fingerprint.chars().take(16).collect();
     let uri = std::fs::canonicalize(&prepared.dir)
         .map(|p| crate::tracking::path_to_file_uri(&p))
         .unwrap_or_else(|_| prepared.dir.display().to_string());
-    let base = DatasetInput::local(format!("{}-{}", s.name, prepared.fingerprint), digest, &uri);
+    let base = DatasetInput::local(format!("{}-{}", s.name, prepared.fingerprint), digest, &uri)
+        .with_schema(interactions_schema(ds));
     let mut out = vec![base.clone().with_context("training")];
     if s.pipeline.validation_fraction > 0.0 {
         out.push(base.clone().with_context("validation"));
@@ -759,9 +816,7 @@ fn run_logged(
             ..Default::default()
         },
     )?;
-    for d in &datasets {
-        tracker.log_input(parent, d)?;
-    }
+    // The dataset inputs are logged once the split is made (their profiles need its sizes).
     let scratch = tempfile::tempdir().map_err(io(Path::new("temporary folder")))?;
     let spec_file = scratch.path().join("spec.toml");
     fs::write(&spec_file, &s.resolved_spec).map_err(io(&spec_file))?;
@@ -788,6 +843,7 @@ fn run_logged(
         split_fingerprint: None,
         inherited: inherited.to_vec(),
         configs_per_entry: BTreeMap::new(),
+        n_items: ds.item_ids.len(),
     };
     let outcome = train::run(&s.pipeline, &ds.interactions, fixed_test, &mut observer)?;
     let children = std::mem::take(&mut observer.children);

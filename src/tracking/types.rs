@@ -204,6 +204,18 @@ impl DatasetInput {
         self.context = Some(context.into());
         self
     }
+
+    /// The dataset's columns as MLflow writes them: `{"mlflow_colspec": [...]}`.
+    pub fn with_schema(mut self, schema: String) -> Self {
+        self.schema = Some(schema);
+        self
+    }
+
+    /// A JSON summary of the dataset (rows, users, items, density).
+    pub fn with_profile(mut self, profile: String) -> Self {
+        self.profile = Some(profile);
+        self
+    }
 }
 
 /// A run with its params, latest metric values, tags and dataset inputs.

@@ -211,7 +211,35 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
             "one point per iteration"
         );
         assert!(c["params"].get("rank").is_some() && c["params"].get("reg").is_some());
-        assert_eq!(c["datasets"].as_array().unwrap().len(), 1);
+        // One dataset per split, each with MLflow's column spec, a profile and its context.
+        let sets = c["datasets"].as_array().unwrap();
+        let mut contexts: Vec<&str> = sets
+            .iter()
+            .map(|s| s["context"].as_str().unwrap())
+            .collect();
+        contexts.sort();
+        assert_eq!(contexts, ["test", "training", "validation"]);
+        for s in sets {
+            let schema: serde_json::Value =
+                serde_json::from_str(s["schema"].as_str().unwrap()).unwrap();
+            assert!(
+                schema["mlflow_colspec"].as_array().unwrap().len() >= 3,
+                "{schema}"
+            );
+            let profile: serde_json::Value =
+                serde_json::from_str(s["profile"].as_str().unwrap()).unwrap();
+            let rows = profile["num_rows"].as_u64().unwrap();
+            let want = match s["context"].as_str().unwrap() {
+                "training" => out["sizes"]["train"].as_u64(),
+                "validation" => out["sizes"]["validation"].as_u64(),
+                _ => out["sizes"]["test"].as_u64(),
+            };
+            assert_eq!(Some(rows), want, "{s}");
+            assert!(
+                s["source"].as_str().unwrap().contains("file:///"),
+                "absolute: {s}"
+            );
+        }
     }
     // The filter grammar selects what MLflow's search_runs selects.
     let uri = format!("file://{}", d.join("mlruns").display());
