@@ -538,6 +538,9 @@ pub struct RunArgs {
     /// fitted again (an interrupted or widened search goes on where it stopped).
     #[arg(long)]
     pub resume: bool,
+    /// Do not sample CPU and memory while models fit (MLflow's `system/` metrics).
+    #[arg(long)]
+    pub no_system_metrics: bool,
 }
 
 /// Where runs are read from, and how tables are printed.

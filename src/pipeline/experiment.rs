@@ -93,6 +93,8 @@ pub struct ExperimentSettings {
     pub metrics_dir: PathBuf,
     /// Continue the latest parent of this spec on the same data (`--resume`).
     pub resume: bool,
+    /// Sample MLflow's system metrics while each model fits.
+    pub system_metrics: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -180,6 +182,9 @@ struct TrackingObserver<'a> {
     /// Configurations per entry (by entry index), for children's descriptions.
     configs_per_entry: BTreeMap<usize, usize>,
     n_items: usize,
+    /// Samples system metrics while the open child fits (off with `--no-system-metrics`).
+    system: Option<crate::pipeline::system::Sampler>,
+    system_metrics: bool,
 }
 
 impl TrackingObserver<'_> {
@@ -245,6 +250,9 @@ impl TrackingObserver<'_> {
                     self.keep(r);
                 }
                 self.child = Some(id);
+                if self.system_metrics {
+                    self.system = Some(crate::pipeline::system::Sampler::start());
+                }
             }
             Err(e) => {
                 self.keep(Err(e));
@@ -260,6 +268,10 @@ impl TrackingObserver<'_> {
         tags: Vec<Tag>,
         artifacts: &[(String, serde_json::Value)],
     ) -> Option<String> {
+        let mut metrics = metrics;
+        if let Some(s) = self.system.take() {
+            metrics.extend(s.finish());
+        }
         let t0 = std::time::Instant::now();
         let id = self.child.take()?;
         let r = self.tracker.log_batch(
@@ -844,6 +856,8 @@ fn run_logged(
         inherited: inherited.to_vec(),
         configs_per_entry: BTreeMap::new(),
         n_items: ds.item_ids.len(),
+        system: None,
+        system_metrics: s.system_metrics,
     };
     let outcome = train::run(&s.pipeline, &ds.interactions, fixed_test, &mut observer)?;
     let children = std::mem::take(&mut observer.children);

@@ -13,4 +13,5 @@ pub mod report;
 pub mod saved;
 pub mod search;
 pub mod select;
+pub mod system;
 pub mod train;

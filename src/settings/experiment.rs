@@ -626,6 +626,7 @@ pub fn resolve_run(
         git: git_info(),
         metrics_dir: PathBuf::from(defaults::METRICS_DIR),
         resume: args.resume,
+        system_metrics: !args.no_system_metrics,
     };
     Ok(RunSettings {
         experiment,

@@ -795,8 +795,9 @@ fn sync_from_a_missing_file_store_is_an_error() {
 }
 
 /// Rule: every child run carries the parent's context (OS user, source name and type, version,
-/// the experiment's tags) and a description saying what it is; none carries the parent's
-/// identity (its data fingerprint, which `--resume` looks parents up by).
+/// the experiment's tags), a description saying what it is and system metrics (unless turned
+/// off); none carries the parent's identity (its data fingerprint, which `--resume` looks
+/// parents up by).
 #[test]
 fn child_runs_carry_the_parents_context_and_a_description() {
     let d = prepared();
@@ -840,5 +841,32 @@ fn child_runs_carry_the_parents_context_and_a_description() {
             }),
             "{note}"
         );
+        // MLflow's system metrics, sampled at least once per fit, and the peak memory.
+        for key in [
+            "system/cpu_utilization_percentage",
+            "system/system_memory_usage_megabytes",
+            "peak_rss_megabytes",
+        ] {
+            assert!(c["metrics"].get(key).is_some(), "{key}: {}", c["metrics"]);
+        }
     }
+    let quiet = d
+        .run(&[
+            "run",
+            "experiments/it.toml",
+            "--no-system-metrics",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let c = show(quiet["child_run_ids"][0].as_str().unwrap());
+    assert!(
+        c["metrics"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with("system/")),
+        "{}",
+        c["metrics"]
+    );
 }
