@@ -790,6 +790,35 @@ pub type GridCell = (usize, f64, f64);
 
 struct LearningFigure<'a> {
     series: &'a [LearningSeries],
+    /// The validation metric of the second panel (`val_rmse`, `val_ndcg_at_10`).
+    metric: &'a str,
+}
+
+/// Series `k`'s colour and marker: ten colours, then the next ten lines get another marker,
+/// so lines stay apart well beyond ten.
+fn series_style(k: usize) -> (RGBColor, usize) {
+    (PALETTE[k % 10], (k / 10) % 3)
+}
+
+/// Draws marker `shape` (0 circle, 1 triangle, 2 cross) of `series_style` at `p`.
+fn marker<C, DB: DrawingBackend>(
+    area: &mut ChartContext<'_, DB, C>,
+    pts: &[(usize, f64)],
+    color: RGBColor,
+    shape: usize,
+) -> DrawResult<DB>
+where
+    C: plotters::coord::CoordTranslate<From = (usize, f64)>,
+{
+    match shape {
+        0 => area.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?,
+        1 => area.draw_series(
+            pts.iter()
+                .map(|&p| TriangleMarker::new(p, 6, color.filled())),
+        )?,
+        _ => area.draw_series(pts.iter().map(|&p| Cross::new(p, 5, color.stroke_width(2))))?,
+    };
+    Ok(())
 }
 
 const LEARNING_SIZE: (u32, u32) = (1300, 980);
@@ -850,14 +879,14 @@ impl LearningFigure<'_> {
             .axis_desc_style(text(18.0))
             .draw()?;
         for (k, (_, s)) in self.series.iter().enumerate() {
-            let color = PALETTE[k % PALETTE.len()];
+            let (color, shape) = series_style(k);
             let pts: Vec<(usize, f64)> = s
                 .iter()
                 .filter_map(|p| Some((p.0, value(p)?)))
                 .filter(|p| p.1.is_finite())
                 .collect();
             chart.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?;
-            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+            marker(&mut chart, &pts, color, shape)?;
         }
         Ok(())
     }
@@ -870,20 +899,17 @@ impl Figure for LearningFigure<'_> {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let subtitle = format!(
-            "{} grid point{} · training loss and validation RMSE after each iteration",
+            "{} grid point{} · training loss (training split) and {} (validation split) after each iteration",
             self.series.len(),
-            if self.series.len() == 1 { "" } else { "s" }
+            if self.series.len() == 1 { "" } else { "s" },
+            self.metric
         );
         let area = titled(root, "Learning curves", &subtitle)?;
         let (plots, legend) = area.split_horizontally(LEARNING_SIZE.0 as i32 - 320);
         let (top, bottom) = plots.split_vertically(plots.dim_in_pixel().1 as i32 / 2);
         self.panel(&top, "Training loss", "training loss", |p| Some(p.1))?;
-        self.panel(
-            &bottom,
-            "Validation RMSE",
-            "validation RMSE (rating units)",
-            |p| p.2,
-        )?;
+        let caption = format!("Validation split: {}", self.metric);
+        self.panel(&bottom, &caption, self.metric, |p| p.2)?;
         // A legend column beside the panels, so many grid points never cover the curves.
         let rows = self.series.len().max(1) as i32;
         let height = legend.dim_in_pixel().1 as i32 - 40;
@@ -892,12 +918,16 @@ impl Figure for LearningFigure<'_> {
         legend.draw_text("grid point", &bold(18.0), (16, 8))?;
         for (k, (label, _)) in self.series.iter().enumerate() {
             let y = 40 + k as i32 * row_h + row_h / 2;
-            let color = PALETTE[k % PALETTE.len()];
+            let (color, shape) = series_style(k);
             legend.draw(&PathElement::new(
                 vec![(16, y), (46, y)],
                 color.stroke_width(3),
             ))?;
-            legend.draw(&Circle::new((31, y), 4, color.filled()))?;
+            match shape {
+                0 => legend.draw(&Circle::new((31, y), 4, color.filled()))?,
+                1 => legend.draw(&TriangleMarker::new((31, y), 6, color.filled()))?,
+                _ => legend.draw(&Cross::new((31, y), 5, color.stroke_width(2)))?,
+            }
             legend.draw_text(
                 label,
                 &text(size).pos(Pos::new(HPos::Left, VPos::Center)),
@@ -908,10 +938,12 @@ impl Figure for LearningFigure<'_> {
     }
 }
 
-/// Learning curves of a grid: training loss and validation RMSE per iteration, one line per
-/// grid point, in two panels of one figure. Writes `<stem>.png` and `<stem>.svg` in `out_dir`.
+/// Learning curves of a grid: training loss and the validation `metric` per iteration, one
+/// line per grid point, in two panels of one figure. Writes `<stem>.png` and `<stem>.svg` in
+/// `out_dir`.
 pub fn learning_curves(
     series: &[LearningSeries],
+    metric: &str,
     out_dir: &Path,
     stem: &str,
 ) -> Result<Vec<PathBuf>, EdaError> {
@@ -921,7 +953,7 @@ pub fn learning_curves(
         });
     }
     let mut stage = Stage::new(out_dir)?;
-    stage.figure(&LearningFigure { series }, stem)?;
+    stage.figure(&LearningFigure { series, metric }, stem)?;
     stage.commit()
 }
 
@@ -932,6 +964,8 @@ struct HeatmapFigure<'a> {
     values: Vec<Vec<f64>>,
     metric: &'a str,
     best: (usize, f64),
+    /// The other searched axes, held at their selected values (`alpha=1.0`); empty for none.
+    fixed: &'a str,
 }
 
 const HEATMAP_SIZE: (u32, u32) = (1200, 780);
@@ -971,6 +1005,14 @@ impl Figure for HeatmapFigure<'_> {
                 self.best.0,
                 reg_label(self.best.1)
             ),
+        };
+        let subtitle = if self.fixed.is_empty() {
+            subtitle
+        } else {
+            format!(
+                "{subtitle} · other axes at their selected values: {}",
+                self.fixed
+            )
         };
         let area = titled(root, &format!("Grid search: {}", self.metric), &subtitle)?;
         let (plot, bar) = area.split_horizontally(HEATMAP_SIZE.0 as i32 - 190);
@@ -1086,6 +1128,7 @@ impl Figure for HeatmapFigure<'_> {
 pub fn grid_heatmap(
     cells: &[GridCell],
     metric: &str,
+    fixed: &str,
     best: (usize, f64),
     out_dir: &Path,
     stem: &str,
@@ -1113,6 +1156,7 @@ pub fn grid_heatmap(
         values,
         metric,
         best,
+        fixed,
     };
     let mut stage = Stage::new(out_dir)?;
     stage.figure(&fig, stem)?;
@@ -1220,12 +1264,12 @@ mod tests {
     #[test]
     fn learning_curves_write_a_valid_png_and_svg() {
         let dir = tempfile::tempdir().unwrap();
-        let files = learning_curves(&grid(), dir.path(), "learning_curves").unwrap();
+        let files = learning_curves(&grid(), "val_rmse", dir.path(), "learning_curves").unwrap();
         assert_eq!(files.len(), 2);
         assert_png(&dir.path().join("learning_curves.png"));
         assert_svg(&dir.path().join("learning_curves.svg"));
         let svg = fs::read_to_string(dir.path().join("learning_curves.svg")).unwrap();
-        assert!(svg.contains("rank=20 reg=0.1") && svg.contains("validation RMSE"));
+        assert!(svg.contains("rank=20 reg=0.1") && svg.contains("Validation split: val_rmse"));
     }
 
     #[test]
@@ -1235,15 +1279,15 @@ mod tests {
             .map(|(l, s)| (l, s.into_iter().map(|p| (p.0, p.1, None)).collect()))
             .collect();
         let dir = tempfile::tempdir().unwrap();
-        learning_curves(&series, dir.path(), "curves").unwrap();
+        learning_curves(&series, "val_rmse", dir.path(), "curves").unwrap();
         let svg = fs::read_to_string(dir.path().join("curves.svg")).unwrap();
-        assert!(svg.contains("no validation RMSE"));
+        assert!(svg.contains("no val_rmse was recorded"));
     }
 
     #[test]
     fn learning_curves_of_nothing_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let e = learning_curves(&[("a".into(), vec![])], dir.path(), "c").unwrap_err();
+        let e = learning_curves(&[("a".into(), vec![])], "val_rmse", dir.path(), "c").unwrap_err();
         assert!(matches!(e, EdaError::NothingToPlot { .. }));
     }
 
@@ -1257,7 +1301,7 @@ mod tests {
             (50, 0.1, 0.9301),
         ];
         let dir = tempfile::tempdir().unwrap();
-        let files = grid_heatmap(&cells, "rmse", (20, 0.1), dir.path(), "grid_rmse").unwrap();
+        let files = grid_heatmap(&cells, "rmse", "", (20, 0.1), dir.path(), "grid_rmse").unwrap();
         assert_eq!(files.len(), 2);
         assert_png(&dir.path().join("grid_rmse.png"));
         assert_svg(&dir.path().join("grid_rmse.svg"));
@@ -1272,7 +1316,7 @@ mod tests {
     #[test]
     fn grid_heatmap_of_no_cells_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(grid_heatmap(&[], "rmse", (10, 0.1), dir.path(), "g").is_err());
+        assert!(grid_heatmap(&[], "rmse", "", (10, 0.1), dir.path(), "g").is_err());
     }
 
     #[test]

@@ -1051,7 +1051,7 @@ fn log_pictures(
             .collect();
         if !series.is_empty() {
             let stem = format!("learning_curves_{}", e.name);
-            if crate::eda::learning_curves(&series, &plots, &stem).is_ok() {
+            if crate::eda::learning_curves(&series, &key, &plots, &stem).is_ok() {
                 any = true;
             }
         }
@@ -1078,7 +1078,20 @@ fn log_pictures(
                 .collect();
             if cells.len() > 1 {
                 let stem = format!("grid_{}_{}", e.name, key.replace(['.', '/'], "_"));
-                if crate::eda::grid_heatmap(&cells, &key, b, &plots, &stem).is_ok() {
+                let fixed = search::label(
+                    &best
+                        .point
+                        .iter()
+                        .filter(|(k, _)| *k != "rank" && *k != "reg")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                );
+                let fixed = if fixed == "defaults" {
+                    String::new()
+                } else {
+                    fixed
+                };
+                if crate::eda::grid_heatmap(&cells, &key, &fixed, b, &plots, &stem).is_ok() {
                     any = true;
                 }
             }
