@@ -187,6 +187,24 @@ pub fn ratio_diff_ci(
         .and_then(percentiles)
 }
 
+/// The values of the users two lists share, side by side; both lists are (user, value) with
+/// users ascending, as evaluations keep them.
+pub fn shared_users<A: Copy, B: Copy>(a: &[(u32, A)], b: &[(u32, B)]) -> Vec<(A, B)> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push((a[i].1, b[j].1));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Two models on the same users, `a - b`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Paired {

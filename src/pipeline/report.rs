@@ -310,22 +310,9 @@ pub fn comparisons(
         let Some(o) = by_name(&row.entry) else {
             continue;
         };
-        // Both lists are users ascending: keep the users they share.
-        let a = values(o);
-        let (mut xs, mut ys) = (Vec::new(), Vec::new());
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() && j < b.len() {
-            match a[i].0.cmp(&b[j].0) {
-                std::cmp::Ordering::Less => i += 1,
-                std::cmp::Ordering::Greater => j += 1,
-                std::cmp::Ordering::Equal => {
-                    xs.push(a[i].1);
-                    ys.push(b[j].1);
-                    i += 1;
-                    j += 1;
-                }
-            }
-        }
+        let (xs, ys): (Vec<f64>, Vec<f64>) = crate::eval::stats::shared_users(&values(o), &b)
+            .into_iter()
+            .unzip();
         let Some(p) = paired(&xs, &ys, boot) else {
             continue;
         };

@@ -157,6 +157,7 @@ pub fn write_per_user(
     report: &crate::eval::EvalReport,
     user_ids: &[String],
 ) -> Result<(), crate::data::store::StoreError> {
+    use crate::eval::metrics::UserRanking;
     use polars::prelude::Column;
     use std::collections::BTreeMap;
     let (rank, rate) = (&report.per_user.ranking, &report.per_user.rating);
@@ -176,11 +177,27 @@ pub fn write_per_user(
                 .unwrap_or_else(|| u.to_string())
         })
         .collect();
-    let r = |f: fn(&crate::eval::metrics::UserRanking) -> f64| -> Vec<Option<f64>> {
-        users
-            .values()
-            .map(|(i, _)| i.map(|i| f(&rank[i])))
-            .collect()
+    // One cut-off's four columns; every cut-off's list holds the same users in the same order.
+    let ranking_columns = |cols: &mut Vec<Column>, k: usize, list: &[UserRanking]| {
+        let col = |f: fn(&UserRanking) -> f64| -> Vec<Option<f64>> {
+            users
+                .values()
+                .map(|(i, _)| i.and_then(|i| list.get(i)).map(f))
+                .collect()
+        };
+        cols.push(Column::new(
+            format!("precision_at_{k}").into(),
+            col(|u| u.precision),
+        ));
+        cols.push(Column::new(
+            format!("recall_at_{k}").into(),
+            col(|u| u.recall),
+        ));
+        cols.push(Column::new(format!("ndcg_at_{k}").into(), col(|u| u.ndcg)));
+        cols.push(Column::new(
+            format!("map_at_{k}").into(),
+            col(|u| u.average_precision),
+        ));
     };
     let e = |f: fn(&crate::eval::metrics::UserErrors) -> f64| -> Vec<Option<f64>> {
         users
@@ -196,41 +213,9 @@ pub fn write_per_user(
             .map(|(i, _)| i.map(|i| rank[i].relevant))
             .collect();
         cols.push(Column::new("relevant".into(), relevant));
-        cols.push(Column::new(
-            format!("precision_at_{k}").into(),
-            r(|u| u.precision),
-        ));
-        cols.push(Column::new(
-            format!("recall_at_{k}").into(),
-            r(|u| u.recall),
-        ));
-        cols.push(Column::new(format!("ndcg_at_{k}").into(), r(|u| u.ndcg)));
-        cols.push(Column::new(
-            format!("map_at_{k}").into(),
-            r(|u| u.average_precision),
-        ));
-        // Further cut-offs: the same users in the same order as the main one's.
+        ranking_columns(&mut cols, k, rank);
         for (m, list) in &report.more {
-            let col = |f: fn(&crate::eval::metrics::UserRanking) -> f64| -> Vec<Option<f64>> {
-                users
-                    .values()
-                    .map(|(i, _)| i.and_then(|i| list.get(i)).map(f))
-                    .collect()
-            };
-            let k = m.k;
-            cols.push(Column::new(
-                format!("precision_at_{k}").into(),
-                col(|u| u.precision),
-            ));
-            cols.push(Column::new(
-                format!("recall_at_{k}").into(),
-                col(|u| u.recall),
-            ));
-            cols.push(Column::new(format!("ndcg_at_{k}").into(), col(|u| u.ndcg)));
-            cols.push(Column::new(
-                format!("map_at_{k}").into(),
-                col(|u| u.average_precision),
-            ));
+            ranking_columns(&mut cols, m.k, list);
         }
     }
     if report.rating.is_some() {

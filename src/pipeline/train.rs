@@ -281,26 +281,10 @@ fn noise_check(
     runner_up: usize,
     boot: Bootstrap,
 ) -> Option<NoiseCheck> {
-    // Both lists are users ascending: a merge keeps the users they share.
-    fn shared<A: Copy, B: Copy>(a: &[(u32, A)], b: &[(u32, B)]) -> Vec<(A, B)> {
-        let (mut i, mut j, mut out) = (0, 0, Vec::new());
-        while i < a.len() && j < b.len() {
-            match a[i].0.cmp(&b[j].0) {
-                std::cmp::Ordering::Less => i += 1,
-                std::cmp::Ordering::Greater => j += 1,
-                std::cmp::Ordering::Equal => {
-                    out.push((a[i].1, b[j].1));
-                    i += 1;
-                    j += 1;
-                }
-            }
-        }
-        out
-    }
     if select.is_rating() {
         let a: Vec<(u32, (f64, f64))> = best.errors.iter().map(|e| (e.0, (e.1, e.2))).collect();
         let b: Vec<(u32, (f64, f64))> = other.errors.iter().map(|e| (e.0, (e.1, e.2))).collect();
-        let pairs = shared(&a, &b);
+        let pairs = crate::eval::stats::shared_users(&a, &b);
         // The same validation pairs for both: a user's pair count agrees.
         let num_a: Vec<f64> = pairs.iter().map(|p| p.0 .0).collect();
         let num_b: Vec<f64> = pairs.iter().map(|p| p.1 .0).collect();
@@ -322,7 +306,7 @@ fn noise_check(
             ci,
         })
     } else {
-        let pairs = shared(&best.ranking, &other.ranking);
+        let pairs = crate::eval::stats::shared_users(&best.ranking, &other.ranking);
         if pairs.len() < 2 {
             return None;
         }

@@ -66,6 +66,11 @@ pub fn sync(
         let mut missing: HashSet<String> = bad.iter().map(|(name, _)| name.clone()).collect();
         report.unreadable.extend(bad);
         let first = report.copied.len();
+        // Tags naming another run, read now: the runs are not fetched again to remap them.
+        let best: HashMap<String, String> = runs
+            .iter()
+            .filter_map(|r| Some((r.info.run_id.clone(), r.tags.get(TAG_BEST_RUN_ID)?.clone())))
+            .collect();
         let tags: Vec<Tag> = exp.tags.iter().map(|(k, v)| Tag::new(k, v)).collect();
         let target_exp = to.get_or_create_experiment(&exp.name, None, &tags)?;
         let mut target_query = RunQuery::new(vec![target_exp.clone()]);
@@ -96,7 +101,7 @@ pub fn sync(
             copies.insert(id.clone(), target_id.clone());
             report.copied.push((id, target_id));
         }
-        remap_run_ids(from, to, &report.copied[first..], &copies)?;
+        remap_run_ids(to, &report.copied[first..], &best, &copies)?;
     }
     Ok(report)
 }
@@ -104,22 +109,14 @@ pub fn sync(
 /// Tags that name another run of the source (`best_run_id`) are pointed at its copy, once
 /// every run of the experiment is copied (a parent is copied before the child it names).
 fn remap_run_ids(
-    from: &dyn Tracker,
     to: &dyn Tracker,
     copied: &[(String, String)],
+    best: &HashMap<String, String>,
     copies: &HashMap<String, String>,
 ) -> Result<(), TrackingError> {
     for (source, target) in copied {
-        let run = from.get_run(source)?;
-        let tags: Vec<Tag> = [TAG_BEST_RUN_ID]
-            .iter()
-            .filter_map(|k| {
-                let copy = copies.get(run.tags.get(*k)?)?;
-                Some(Tag::new(*k, copy))
-            })
-            .collect();
-        if !tags.is_empty() {
-            to.set_tags(target, &tags)?;
+        if let Some(copy) = best.get(source).and_then(|b| copies.get(b)) {
+            to.set_tags(target, &[Tag::new(TAG_BEST_RUN_ID, copy)])?;
         }
     }
     Ok(())

@@ -44,26 +44,31 @@ fn experiment() -> (Dir, serde_json::Value) {
     (d, out)
 }
 
+/// The runs of experiment `cmp` that match `filter`, with `columns`, as `runs list --json`.
+fn listed(d: &Dir, filter: &str, columns: &str) -> Vec<serde_json::Value> {
+    d.run(&[
+        "runs",
+        "list",
+        "--experiment",
+        "cmp",
+        "--filter",
+        filter,
+        "--columns",
+        columns,
+        "--json",
+    ])
+    .ok()
+    .json()
+    .as_array()
+    .unwrap()
+    .clone()
+}
+
 /// The final child of each entry of the parent run `parent`, by entry name.
 fn finals(d: &Dir, parent: &str) -> BTreeMap<String, String> {
     let filter =
         format!("tags.`recflow.role` = 'final' and tags.`mlflow.parentRunId` = '{parent}'");
-    let rows = d
-        .run(&[
-            "runs",
-            "list",
-            "--experiment",
-            "cmp",
-            "--filter",
-            &filter,
-            "--columns",
-            "run_id,tags.recflow.entry",
-            "--json",
-        ])
-        .ok()
-        .json();
-    rows.as_array()
-        .unwrap()
+    listed(d, &filter, "run_id,tags.recflow.entry")
         .iter()
         .map(|r| {
             (
@@ -619,22 +624,7 @@ fn a_list_of_cut_offs_reports_each_with_intervals_and_per_user_figures() {
     let trial_files = |parent: &str| -> Vec<std::path::PathBuf> {
         let filter =
             format!("tags.`recflow.role` = 'trial' and tags.`mlflow.parentRunId` = '{parent}'");
-        let rows = d
-            .run(&[
-                "runs",
-                "list",
-                "--experiment",
-                "cmp",
-                "--filter",
-                &filter,
-                "--columns",
-                "run_id,experiment_id",
-                "--json",
-            ])
-            .ok()
-            .json();
-        rows.as_array()
-            .unwrap()
+        listed(&d, &filter, "run_id,experiment_id")
             .iter()
             .map(|r| {
                 d.join(&format!(
