@@ -5,7 +5,8 @@ usage: check_mlflow_filestore.py STORE_PATH [--no-migrate]
 Checks that a store written by recflow is read correctly by MLflow (pinned 3.17.2): experiments
 (with tags), every run through `mlflow.search_runs` and `MlflowClient` (info, params, latest
 metrics, full metric histories, tags, parent run, dataset inputs, artifacts with sizes), then
-converts the store with `mlflow migrate-filestore` to SQLite and reads it back from there.
+logged models (`search_logged_models`, run outputs), converts the store with
+`mlflow migrate-filestore` to SQLite and reads it back from there.
 Exits non-zero when MLflow cannot read something or the SQLite copy differs from the store.
 """
 
@@ -85,10 +86,28 @@ def read_store(uri, with_artifacts):
                     key=lambda d: (d["name"], d["digest"]),
                 ),
                 "artifacts": list_artifacts(client, info.run_id) if with_artifacts else None,
+                "model_outputs": sorted(
+                    o.model_id for o in (full.outputs.model_outputs if full.outputs else [])
+                ),
             })
         runs.sort(key=lambda r: r["run_name"] + r["run_id"])
+        models = client.search_logged_models(experiment_ids=[exp.experiment_id])
         result["experiments"].append({
             "name": exp.name,
+            "logged_models": sorted(
+                [
+                    {
+                        "model_id": m.model_id,
+                        "name": m.name,
+                        "source_run_id": m.source_run_id,
+                        "status": str(m.status),
+                        "params": dict(sorted(m.params.items())),
+                        "tags": dict(sorted(m.tags.items())),
+                    }
+                    for m in models
+                ],
+                key=lambda m: m["model_id"],
+            ),
             "tags": dict(sorted(exp.tags.items())),
             "search_runs_rows": len(runs_df),
             "runs": runs,

@@ -541,6 +541,18 @@ pub struct RunArgs {
     /// Do not sample CPU and memory while models fit (MLflow's `system/` metrics).
     #[arg(long)]
     pub no_system_metrics: bool,
+    /// Which final models become MLflow LoggedModels: the winner's, or every entry's.
+    #[arg(long, value_enum, default_value_t = LogModels::Best)]
+    pub log_models: LogModels,
+}
+
+/// Which final models `recflow run` logs to MLflow as models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogModels {
+    /// The winner's (the model `artifacts/model` holds).
+    Best,
+    /// Every entry's final model, each on its own final run.
+    All,
 }
 
 /// Where runs are read from, and how tables are printed.

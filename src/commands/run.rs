@@ -59,7 +59,19 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<()> {
         return Err(OnlySpooled(local_uri).into());
     }
     let registered = match &s.register {
-        Some(name) => Some(register(ctx, &s, name, &report.parent_run_id)?),
+        Some(name) => {
+            let (Some(model_id), Some(best)) = (&report.model_id, &report.best_run_id) else {
+                anyhow::bail!("`--register {name}`: the winner's model was not logged to MLflow");
+            };
+            Some(register(
+                ctx,
+                &s,
+                name,
+                &report.parent_run_id,
+                best,
+                model_id,
+            )?)
+        }
         None => None,
     };
     let e = &s.experiment;
@@ -75,6 +87,9 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<()> {
         v["parent_run_id"] = serde_json::json!(report.parent_run_id);
         v["child_run_ids"] = serde_json::json!(report.child_run_ids);
         v["best_run_id"] = serde_json::json!(report.best_run_id);
+        v["model_id"] = serde_json::json!(report.model_id);
+        v["model_uri"] =
+            serde_json::json!(report.model_id.as_ref().map(|m| format!("models:/{m}")));
         v["data"] = serde_json::json!(report.prepared.dir.display().to_string());
         v["reused_data"] = serde_json::json!(report.prepared.reused);
         v["tracking_uri"] = serde_json::json!(tracking::mask_uri(&s.tracking.uri));
@@ -141,6 +156,8 @@ fn register(
     s: &crate::settings::RunSettings,
     name: &str,
     parent: &str,
+    best_run: &str,
+    model_id: &str,
 ) -> anyhow::Result<serde_json::Value> {
     use crate::pipeline::champion::{self, Contender, CHAMPION};
     let store = tracking::RestStore::new(&s.tracking.uri, &s.tracking.connection)?;
@@ -151,8 +168,16 @@ fn register(
             .select
             .on(crate::eval::keys::Split::Test)
     );
+    // A version's run is the winner's final child (its parent holds the `best.` figures and
+    // the split), or a parent for versions registered by earlier releases.
     let contender = |version: String, run_id: &str| -> Contender {
-        let run = store.get_run(run_id).ok();
+        let run = store
+            .get_run(run_id)
+            .ok()
+            .and_then(|r| match r.parent_run_id() {
+                Some(p) if r.metric(&key).is_none() => store.get_run(p).ok(),
+                _ => Some(r),
+            });
         Contender {
             version,
             value: run.as_ref().and_then(|r| r.metric(&key)),
@@ -160,7 +185,7 @@ fn register(
         }
     };
     let current = store.alias_version(name, CHAMPION)?;
-    let version = store.create_version(name, parent, "model")?;
+    let version = store.create_version(name, best_run, model_id)?;
     let new = contender(version.clone(), parent);
     let old = current.map(|(v, run)| contender(v, &run));
     let decision = champion::decide(

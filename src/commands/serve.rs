@@ -9,35 +9,46 @@ use crate::commands::{show_path, Context, WithHint};
 use crate::serve::{run_server, ServeSettings};
 use crate::settings::{defaults, tracking_target};
 
-/// Downloads a run's logged model (`model/data`) into `artifacts/runs/<run_id>/` and returns the
-/// model folder.
+/// Downloads a run's MLflow model into `artifacts/runs/<run_id>/` and returns the recflow model
+/// folder in it. The run is a final child that made the model, or a parent that records its
+/// winner's model as an output; runs logged before LoggedModels keep it under `model/data`.
 pub fn fetch_run_model(ctx: &Context, run_id: &str, uri: Option<&str>) -> anyhow::Result<PathBuf> {
     let tracker = open_store(&tracking_target(uri, None, &ctx.env))?;
     // A prefix of the id works as in `runs show`; the folder is named by the full id.
     let run_id = resolve_run(tracker.as_ref(), run_id)?.info.run_id;
     let run_id = run_id.as_str();
     let dest = PathBuf::from(defaults::RUN_MODELS_DIR).join(run_id);
-    let staging = PathBuf::from(defaults::RUN_MODELS_DIR)
-        .join(format!(".{run_id}-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&staging)
+    std::fs::create_dir_all(defaults::RUN_MODELS_DIR)
         .hint("choose a working folder where `artifacts/` is writable")?;
-    tracker
-        .download_artifacts(run_id, Some("model/data"), &staging)
-        .hint("the run has no `model/data` artifact: deploy the parent run of a `recflow run`")?;
-    // The listing keeps the artifact path; find the folder that holds metadata.json.
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{run_id}-"))
+        .tempdir_in(defaults::RUN_MODELS_DIR)
+        .hint("choose a working folder where `artifacts/` is writable")?;
+    let models = tracker.run_models(run_id)?;
+    let own = models
+        .iter()
+        .find(|m| m.source_run_id.as_deref() == Some(run_id))
+        .or(models.first());
+    match own {
+        Some(m) => tracker.download_model(m, staging.path())?,
+        None => tracker
+            .download_artifacts(run_id, Some("model/data"), staging.path())
+            .hint(
+                "the run has no logged model: deploy the parent run of a `recflow run` or its \
+                 winner's final run (the parent's `best_run_id` tag)",
+            )?,
+    }
     let found = [
-        staging.join("model/data"),
-        staging.join("data"),
-        staging.clone(),
+        staging.path().join("data"),
+        staging.path().join("model/data"),
     ]
     .into_iter()
     .find(|p| p.join("metadata.json").exists())
-    .ok_or_else(|| anyhow::anyhow!("run `{run_id}` has no model under `model/data`"))?;
+    .ok_or_else(|| anyhow::anyhow!("the model of run `{run_id}` holds no recflow model folder"))?;
     if dest.exists() {
         std::fs::remove_dir_all(&dest)?;
     }
     std::fs::rename(&found, &dest)?;
-    let _ = std::fs::remove_dir_all(&staging);
     tracing::info!("run {run_id}: model downloaded to {}", show_path(&dest));
     Ok(std::fs::canonicalize(&dest).unwrap_or(dest))
 }

@@ -95,6 +95,8 @@ pub struct ExperimentSettings {
     pub resume: bool,
     /// Sample MLflow's system metrics while each model fits.
     pub system_metrics: bool,
+    /// Log every entry's final model as an MLflow LoggedModel, not only the winner's.
+    pub log_all_models: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -151,6 +153,8 @@ pub struct Report {
     pub prepared: Prepared,
     /// The first tracking failure, when logging had trouble (results are still local).
     pub tracking_warning: Option<String>,
+    /// The winner's MLflow LoggedModel id (`models:/<id>`), when it was logged.
+    pub model_id: Option<String>,
 }
 
 /// Logs the run tree while the pipeline runs, and forwards events to the progress observer.
@@ -883,9 +887,8 @@ fn run_logged(
         run_id: best_run_id.clone(),
         test_file: s.test_file.as_ref().map(|p| p.display().to_string()),
     };
-    let saved = saved_model(&ctx, &outcome, win, &ds.user_ids, &ds.item_ids);
-    saved.save(&s.model_dir)?;
-    let metadata = saved.metadata.clone();
+    let winner_saved = saved_model(&ctx, &outcome, win, &ds.user_ids, &ds.item_ids);
+    winner_saved.save(&s.model_dir)?;
 
     // The parent: the winner's figures under `best.`, the leaderboard, the warnings.
     let mut metrics: Vec<Metric> = win
@@ -943,15 +946,59 @@ fn run_logged(
     if let Err(e) = log_pictures(tracker, parent, s, &outcome, &board, ds, scratch.path()) {
         tracing::warn!("pictures were not logged: {e}");
     }
-    let model_root = scratch.path().join("model");
-    fs::create_dir_all(&model_root).map_err(io(&model_root))?;
-    fs::write(
-        model_root.join("MLmodel"),
-        crate::pipeline::saved::mlmodel(parent, &metadata),
-    )
-    .map_err(io(&model_root))?;
-    copy_dir(&s.model_dir, &model_root.join("data")).map_err(io(&s.model_dir))?;
-    tracker.log_artifacts(parent, &model_root, Some("model"))?;
+    // The winner (every entry's final model with `--log-models all`) as an MLflow LoggedModel
+    // of its final child, recorded as an output of the parent too.
+    let mut model_id = None;
+    let mut run_tags = inherited.to_vec();
+    if let Some(u) = &s.user {
+        run_tags.push(Tag::new(crate::tracking::TAG_USER, u.clone()));
+    }
+    for (i, e) in outcome.entries.iter().enumerate() {
+        let Some(run_id) = finals.get(&i) else {
+            continue;
+        };
+        if i != winner && !s.log_all_models {
+            continue;
+        }
+        let (saved_dir, owned);
+        let saved = if i == winner {
+            saved_dir = s.model_dir.clone();
+            &winner_saved
+        } else {
+            let ctx = ModelContext {
+                entry: &s.pipeline.entries[e.entry],
+                run_id: Some(run_id.clone()),
+                git_commit: ctx.git_commit.clone(),
+                test_file: ctx.test_file.clone(),
+                ..ctx
+            };
+            owned = saved_model(&ctx, &outcome, e, &ds.user_ids, &ds.item_ids);
+            saved_dir = scratch.path().join(format!("saved-{i}"));
+            owned.save(&saved_dir)?;
+            &owned
+        };
+        let root = scratch.path().join(format!("mlflow-model-{i}"));
+        let fields =
+            crate::pipeline::mlflow_model::write(&root, &saved_dir, saved).map_err(io(&root))?;
+        let to_log = crate::pipeline::mlflow_model::to_log(
+            experiment_id,
+            run_id,
+            &root,
+            fields,
+            saved,
+            &run_tags,
+            // The parent records the winner's model only, so it names one model.
+            if i == winner {
+                vec![parent.to_string()]
+            } else {
+                Vec::new()
+            },
+        );
+        let logged = tracker.log_model(&to_log)?;
+        if i == winner {
+            model_id = Some(logged.model_id);
+        }
+    }
     fs::create_dir_all(&s.metrics_dir).map_err(io(&s.metrics_dir))?;
     store::write_atomic(
         &s.metrics_dir.join("mlflow_run_id.txt"),
@@ -967,6 +1014,7 @@ fn run_logged(
         experiment_id: experiment_id.to_string(),
         prepared: prepared.clone(),
         tracking_warning: warning,
+        model_id,
     })
 }
 
@@ -1149,20 +1197,6 @@ fn log_pictures(
         tracker
             .log_artifacts(parent, &plots, Some("plots"))
             .map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            fs::copy(entry.path(), target)?;
-        }
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 pub mod champion;
 pub mod experiment;
+pub mod mlflow_model;
 pub mod observer;
 pub mod progress;
 pub mod report;

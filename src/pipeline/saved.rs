@@ -130,24 +130,6 @@ pub fn saved_model(
     }
 }
 
-/// The `MLmodel` file of an MLflow model directory with a `recflow` flavor.
-pub fn mlmodel(run_id: &str, meta: &ModelMetadata) -> String {
-    let setting = |k: &str, v: String| (k.to_string(), v);
-    crate::tracking::mlmodel_yaml(
-        "model",
-        run_id,
-        &[crate::tracking::Flavor {
-            name: "recflow".into(),
-            settings: vec![
-                setting("data", "data".into()),
-                setting("family", meta.family.to_string()),
-                setting("recflow_version", meta.recflow_version.clone()),
-                setting("loader", "recflow serve --model <this folder>/data".into()),
-            ],
-        }],
-    )
-}
-
 /// Writes an evaluation's per-user figures as Parquet (`eval/per_user_<split>.parquet`): one row
 /// per user with original ids; ranking columns (`relevant`, `precision_at_K`, `recall_at_K`,
 /// `ndcg_at_K`, `map_at_K`) and rating columns (`pairs`, `sq_err`, `abs_err`) are null where

@@ -627,6 +627,7 @@ pub fn resolve_run(
         metrics_dir: PathBuf::from(defaults::METRICS_DIR),
         resume: args.resume,
         system_metrics: !args.no_system_metrics,
+        log_all_models: args.log_models == crate::cli::LogModels::All,
     };
     Ok(RunSettings {
         experiment,

@@ -41,14 +41,14 @@ pub use limits::{
     validate_registered_name, MAX_DATASET_DIGEST_CHARS, MAX_EXPERIMENT_NAME_CHARS, MAX_KEY_CHARS,
     MAX_PARAM_VALUE_CHARS, MAX_TAG_VALUE_CHARS,
 };
-pub use mlmodel::{mlmodel_yaml, Flavor};
+pub(crate) use mlmodel::{logged_mlmodel, without_identity};
 pub use rest::{RestStore, RetryPolicy, TrackingSettings};
 pub use spool::{BufferedTracker, SpoolOutcome};
 pub use sync::{sync, SyncReport};
 pub use tags::*;
 pub use types::{
-    ArtifactEntry, Batch, DatasetInput, Experiment, Metric, NewRun, Param, Run, RunInfo, RunQuery,
-    RunStatus, Tag,
+    ArtifactEntry, Batch, DatasetInput, Experiment, LoggedModel, Metric, ModelToLog, NewRun, Param,
+    Run, RunInfo, RunQuery, RunStatus, Tag,
 };
 pub(crate) use uri::path_to_file_uri;
 pub use uri::{link_uri, mask_uri, redact, TrackingUri};
@@ -135,6 +135,16 @@ pub trait Tracker: Send + Sync {
         path: Option<&str>,
         dest: &Path,
     ) -> Result<(), TrackingError>;
+
+    /// Logs an MLflow 3 LoggedModel: creates it (PENDING), stores its files and `MLmodel`,
+    /// marks it READY and records it as an output of its source run and of `output_of`.
+    fn log_model(&self, model: &ModelToLog) -> Result<LoggedModel, TrackingError>;
+
+    /// The logged models a run records as outputs.
+    fn run_models(&self, run_id: &str) -> Result<Vec<LoggedModel>, TrackingError>;
+
+    /// Copies a logged model's files (its `MLmodel` included) into the folder `dest`.
+    fn download_model(&self, model: &LoggedModel, dest: &Path) -> Result<(), TrackingError>;
 
     fn log_params(&self, run_id: &str, params: &[Param]) -> Result<(), TrackingError> {
         self.log_batch(

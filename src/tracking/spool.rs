@@ -17,9 +17,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{
-    normalize_batch, ArtifactEntry, Batch, DatasetInput, Experiment, FileStore, Metric, NewRun,
-    Run, RunInfo, RunQuery, RunStatus, Tag, Tracker, TrackingError, TAG_PARENT_RUN_ID,
-    TAG_PARTIAL_REMOTE_RUN, TAG_SPOOLED_FROM,
+    normalize_batch, ArtifactEntry, Batch, DatasetInput, Experiment, FileStore, LoggedModel,
+    Metric, ModelToLog, NewRun, Run, RunInfo, RunQuery, RunStatus, Tag, Tracker, TrackingError,
+    TAG_PARENT_RUN_ID, TAG_PARTIAL_REMOTE_RUN, TAG_SPOOLED_FROM,
 };
 
 /// One logging call, kept until the server has it.
@@ -30,7 +30,17 @@ enum Op {
     /// Index into the run's artifacts.
     Artifact(usize),
     Input(usize),
+    /// Index into the run's logged models.
+    Model(usize),
     End,
+}
+
+#[derive(Debug, Clone)]
+struct ModelRecord {
+    /// The model, its files a private copy.
+    model: ModelToLog,
+    /// The id the caller was given while the model was not delivered, and its local copy's.
+    local_id: String,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +62,7 @@ struct RunRecord {
     logged: Batch,
     inputs: Vec<DatasetInput>,
     artifacts: Vec<ArtifactRecord>,
+    models: Vec<ModelRecord>,
     end: Option<(RunStatus, i64)>,
     pending: VecDeque<Op>,
     /// The server refused part of it for good; keep a local copy.
@@ -159,6 +170,12 @@ impl BufferedTracker {
                     .map(|rid| (r.id.clone(), rid.clone()))
             })
             .collect();
+        let spooled: std::collections::HashSet<String> = state
+            .runs
+            .iter()
+            .filter(|r| !r.pending.is_empty() || r.incomplete)
+            .map(|r| r.id.clone())
+            .collect();
         let mut saved = Vec::new();
         let mut local_exp_ids: HashMap<String, String> = HashMap::new();
         let remote_uri = self.inner.uri();
@@ -209,6 +226,20 @@ impl BufferedTracker {
                     tracing::warn!(
                         "artifact `{}` of run `{}` could not be saved: {e}",
                         a.local.display(),
+                        rec.id
+                    );
+                }
+            }
+            for m in &rec.models {
+                let mut model = m.model.clone();
+                model.experiment_id = local_exp.clone();
+                model.model_id = Some(m.local_id.clone());
+                // Runs created before this one (parents) are here already; others stay remote.
+                model.output_of.retain(|r| spooled.contains(r));
+                if let Err(e) = local.log_model(&model) {
+                    tracing::warn!(
+                        "model `{}` of run `{}` could not be saved: {e}",
+                        m.local_id,
                         rec.id
                     );
                 }
@@ -309,6 +340,13 @@ impl BufferedTracker {
             .map_or(Some(id.to_string()), |r| r.remote_id.clone())
     }
 
+    /// The server's ids of `runs`, leaving out runs not there yet.
+    fn remote_runs(state: &State, runs: &[String]) -> Vec<String> {
+        runs.iter()
+            .filter_map(|r| Self::remote_of(state, r))
+            .collect()
+    }
+
     fn remap_tags(state: &State, tags: &[Tag]) -> Vec<Tag> {
         tags.iter()
             .map(|t| {
@@ -355,6 +393,12 @@ impl BufferedTracker {
                 }
             }
             Op::Input(k) => self.inner.log_input(&remote, &rec.inputs[*k]),
+            Op::Model(k) => {
+                let mut model = rec.models[*k].model.clone();
+                model.source_run_id = remote;
+                model.output_of = Self::remote_runs(state, &model.output_of);
+                self.inner.log_model(&model).map(drop)
+            }
             Op::End => {
                 let (status, end_time) = rec.end.unwrap_or((RunStatus::Finished, super::now_ms()));
                 self.inner.end_run(&remote, status, end_time)
@@ -528,6 +572,7 @@ impl Tracker for BufferedTracker {
                         logged: Batch::default(),
                         inputs: Vec::new(),
                         artifacts: Vec::new(),
+                        models: Vec::new(),
                         end: None,
                         pending: VecDeque::new(),
                         incomplete: false,
@@ -546,6 +591,7 @@ impl Tracker for BufferedTracker {
             logged: Batch::default(),
             inputs: Vec::new(),
             artifacts: Vec::new(),
+            models: Vec::new(),
             end: None,
             pending: VecDeque::from([Op::Create]),
             incomplete: false,
@@ -625,6 +671,62 @@ impl Tracker for BufferedTracker {
         })?;
         state.runs[i].inputs.push(input.clone());
         Ok(())
+    }
+
+    fn log_model(&self, model: &ModelToLog) -> Result<LoggedModel, TrackingError> {
+        let mut state = self.lock();
+        let Some(i) = Self::index(&state, &model.source_run_id) else {
+            drop(state);
+            return self.inner.log_model(model);
+        };
+        let outputs = Self::remote_runs(&state, &model.output_of);
+        let mut delivered = None;
+        let k = state.runs[i].models.len();
+        self.send_or_queue(&mut state, i, Op::Model(k), |t, rid| {
+            let sent = ModelToLog {
+                source_run_id: rid.to_string(),
+                output_of: outputs,
+                ..model.clone()
+            };
+            delivered = Some(t.log_model(&sent)?);
+            Ok(())
+        })?;
+        let dir = Self::keep_copy(&mut state, &model.dir, true)?;
+        let local_id = format!("m-{}", uuid::Uuid::new_v4().simple());
+        state.runs[i].models.push(ModelRecord {
+            model: ModelToLog {
+                dir,
+                ..model.clone()
+            },
+            local_id: local_id.clone(),
+        });
+        Ok(delivered.unwrap_or_else(|| LoggedModel {
+            model_id: local_id,
+            name: model.name.clone(),
+            experiment_id: model.experiment_id.clone(),
+            source_run_id: Some(model.source_run_id.clone()),
+            artifact_location: String::new(),
+            status: "PENDING".into(),
+            params: model
+                .params
+                .iter()
+                .map(|p| (p.key.clone(), p.value.clone()))
+                .collect(),
+            tags: model
+                .tags
+                .iter()
+                .map(|t| (t.key.clone(), t.value.clone()))
+                .collect(),
+        }))
+    }
+
+    fn run_models(&self, run_id: &str) -> Result<Vec<LoggedModel>, TrackingError> {
+        let remote = Self::remote_of(&self.lock(), run_id).unwrap_or_else(|| run_id.to_string());
+        self.inner.run_models(&remote)
+    }
+
+    fn download_model(&self, model: &LoggedModel, dest: &Path) -> Result<(), TrackingError> {
+        self.inner.download_model(model, dest)
     }
 
     fn end_run(&self, run_id: &str, status: RunStatus, end_time: i64) -> Result<(), TrackingError> {

@@ -11,9 +11,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{
-    now_ms, walk_files, Batch, NewRun, Param, Run, RunQuery, RunStatus, Tag, Tracker,
-    TrackingError, TAG_BEST_RUN_ID, TAG_PARENT_RUN_ID, TAG_PARTIAL_REMOTE_RUN, TAG_RUN_NAME,
-    TAG_SYNCED_FROM,
+    now_ms, walk_files, without_identity, Batch, ModelToLog, NewRun, Param, Run, RunQuery,
+    RunStatus, Tag, Tracker, TrackingError, TAG_BEST_RUN_ID, TAG_PARENT_RUN_ID,
+    TAG_PARTIAL_REMOTE_RUN, TAG_RUN_NAME, TAG_SYNCED_FROM,
 };
 
 /// Runs per search; MLflow's maximum page.
@@ -32,6 +32,8 @@ pub struct SyncReport {
     pub skipped_running: usize,
     pub metric_values: usize,
     pub artifact_files: usize,
+    /// Logged models copied with their source runs.
+    pub models: usize,
     /// Source runs that could not be read: (run, what is wrong). Nothing of them was copied.
     pub unreadable: Vec<(String, String)>,
     /// Runs whose parent is unreadable, left for a sync after the parent is mended (a copy
@@ -81,6 +83,8 @@ pub fn sync(
             .into_iter()
             .filter_map(|r| Some((r.tags.get(TAG_SYNCED_FROM)?.clone(), r.info.run_id)))
             .collect();
+        // Source model id -> the copies of runs that record it without having made it.
+        let mut linked: HashMap<String, Vec<String>> = HashMap::new();
         for run in parents_first(runs) {
             let id = run.info.run_id.clone();
             if copies.contains_key(&id) {
@@ -97,7 +101,15 @@ pub fn sync(
                 report.held_back.push(id);
                 continue;
             }
-            let target_id = copy_run(from, to, &run, &target_exp, &copies, &mut report)?;
+            let target_id = copy_run(
+                from,
+                to,
+                &run,
+                &target_exp,
+                &copies,
+                &mut linked,
+                &mut report,
+            )?;
             copies.insert(id.clone(), target_id.clone());
             report.copied.push((id, target_id));
         }
@@ -128,6 +140,7 @@ fn copy_run(
     run: &Run,
     target_exp: &str,
     copies: &HashMap<String, String>,
+    linked: &mut HashMap<String, Vec<String>>,
     report: &mut SyncReport,
 ) -> Result<String, TrackingError> {
     let source_id = &run.info.run_id;
@@ -174,6 +187,19 @@ fn copy_run(
         report.artifact_files += walk_files(tmp.path())?.len();
         to.log_artifacts(&target, tmp.path(), None)?;
     }
+    for model in from.run_models(source_id)? {
+        if model.source_run_id.as_deref() != Some(source_id.as_str()) {
+            // Made by another run (a parent records its winner's model): linked when that run's
+            // copy logs it, which comes later (parents are copied first).
+            linked
+                .entry(model.model_id)
+                .or_default()
+                .push(target.clone());
+            continue;
+        }
+        copy_model(from, to, &model, target_exp, &target, linked)?;
+        report.models += 1;
+    }
     to.end_run(
         &target,
         run.info.status,
@@ -182,6 +208,43 @@ fn copy_run(
     to.set_tags(&target, &[Tag::new(TAG_SYNCED_FROM, source_id)])?;
     supersede_partial(to, run, &target);
     Ok(target)
+}
+
+/// Copies one logged model made by the run copied as `target`.
+fn copy_model(
+    from: &dyn Tracker,
+    to: &dyn Tracker,
+    model: &super::LoggedModel,
+    target_exp: &str,
+    target: &str,
+    linked: &HashMap<String, Vec<String>>,
+) -> Result<(), TrackingError> {
+    let tmp = tempfile::tempdir().map_err(|e| TrackingError::io(std::env::temp_dir(), e))?;
+    from.download_model(model, tmp.path())?;
+    let mlmodel_path = tmp.path().join("MLmodel");
+    let fields = match std::fs::read_to_string(&mlmodel_path) {
+        Ok(text) => {
+            super::filestore::yaml::parse(&text).map_err(|reason| TrackingError::Corrupt {
+                path: mlmodel_path.clone(),
+                reason,
+            })?
+        }
+        Err(e) => return Err(TrackingError::io(&mlmodel_path, e)),
+    };
+    std::fs::remove_file(&mlmodel_path).map_err(|e| TrackingError::io(&mlmodel_path, e))?;
+    to.log_model(&ModelToLog {
+        experiment_id: target_exp.to_string(),
+        name: model.name.clone(),
+        source_run_id: target.to_string(),
+        dir: tmp.path().to_path_buf(),
+        mlmodel: without_identity(&fields),
+        params: model.params.iter().map(|(k, v)| Param::new(k, v)).collect(),
+        tags: model.tags.iter().map(|(k, v)| Tag::new(k, v)).collect(),
+        model_type: None,
+        output_of: linked.get(&model.model_id).cloned().unwrap_or_default(),
+        model_id: None,
+    })?;
+    Ok(())
 }
 
 /// A run saved locally after an outage may have a partial twin on the server: end it as

@@ -336,3 +336,41 @@ mod tests {
         assert_eq!(RunStatus::Finished.code(), 3);
     }
 }
+
+/// An MLflow 3 LoggedModel to create from a local folder. The store writes the folder's
+/// `MLmodel` itself from `mlmodel` plus the fields only it knows (`model_id`, `model_uuid`,
+/// `artifact_path`, `run_id`, `utc_time_created`, `model_size_bytes`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelToLog {
+    pub experiment_id: String,
+    /// The model's name in its run (`model`), so `runs:/<source_run_id>/model` finds it.
+    pub name: String,
+    pub source_run_id: String,
+    /// The model's files, without `MLmodel`.
+    pub dir: std::path::PathBuf,
+    /// The `MLmodel` fields the caller sets (flavors, signature, input example info).
+    pub(crate) mlmodel: Vec<(String, crate::tracking::filestore::yaml::Yaml)>,
+    pub params: Vec<Param>,
+    pub tags: Vec<Tag>,
+    pub model_type: Option<String>,
+    /// Further runs that record the model as an output (the source run always does).
+    pub output_of: Vec<String>,
+    /// An id to use when the store chooses ids itself (a local copy of a spooled model);
+    /// a server assigns its own.
+    pub model_id: Option<String>,
+}
+
+/// A logged model as a store reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoggedModel {
+    pub model_id: String,
+    pub name: String,
+    pub experiment_id: String,
+    pub source_run_id: Option<String>,
+    /// Where its files live (`file:///...` or `mlflow-artifacts:/...`).
+    pub artifact_location: String,
+    /// `READY`, `PENDING` or `FAILED_UPLOAD`.
+    pub status: String,
+    pub params: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}

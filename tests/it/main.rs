@@ -8,6 +8,7 @@ mod etl;
 mod families;
 mod faults;
 mod layers;
+mod mlflow_model;
 mod tracking;
 mod train;
 mod util;

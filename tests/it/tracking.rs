@@ -190,19 +190,33 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
     for a in [
         "spec.toml",
         "etl_summary.json",
-        "model/MLmodel",
-        "model/data/metadata.json",
         "plots/learning_curves_als.png",
         "eda/report.html",
         "leaderboard.csv",
     ] {
         assert!(arts.contains(&a), "artifact {a} in {arts:?}");
     }
+    // The winner is one MLflow LoggedModel made by its final child, which both runs record as
+    // an output; it is not copied into the parent's artifacts.
+    assert!(!arts.iter().any(|a| a.starts_with("model/")), "{arts:?}");
+    let models = exp["logged_models"].as_array().unwrap();
+    assert_eq!(models.len(), 1, "{models:?}");
+    let m = &models[0];
+    assert_eq!(m["model_id"], out["model_id"]);
+    assert_eq!(m["source_run_id"], out["best_run_id"]);
+    assert!(m["status"].as_str().unwrap().contains("READY"), "{m}");
+    assert!(m["params"].get("rank").is_some(), "{m}");
+    assert_eq!(p["model_outputs"], serde_json::json!([m["model_id"]]));
     let children: Vec<&serde_json::Value> = runs
         .iter()
         .filter(|r| r["parent_run_id"] == parent.as_str())
         .collect();
     assert_eq!(children.len(), 5);
+    let best = children
+        .iter()
+        .find(|c| c["run_id"] == out["best_run_id"])
+        .unwrap();
+    assert_eq!(best["model_outputs"], serde_json::json!([m["model_id"]]));
     for c in children {
         assert_eq!(c["status"], "FINISHED");
         assert_eq!(
@@ -488,10 +502,59 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
         .iter()
         .map(|a| a.as_str().unwrap())
         .collect();
-    assert!(
-        arts.contains(&"model/MLmodel") && arts.contains(&"plots/learning_curves_als.png"),
-        "{arts:?}"
+    assert!(arts.contains(&"plots/learning_curves_als.png"), "{arts:?}");
+    // The winner's LoggedModel, through the server's artifact proxy: MLflow lists it, loads it
+    // as a pyfunc model, and it answers as `recommend` does on the local copy.
+    let model_id = out["model_id"].as_str().unwrap();
+    let user = {
+        use std::io::Read;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(d.join("r.json.gz")).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        first["reviewerID"].as_str().unwrap().to_string()
+    };
+    let user = user.as_str();
+    let want = d
+        .run(&[
+            "recommend",
+            "--model",
+            "artifacts/model",
+            "--user",
+            user,
+            "-k",
+            "5",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let seen = py_json(
+        &py,
+        &[
+            script("check_pyfunc.py").to_str().unwrap(),
+            &server.uri,
+            &serde_json::json!([user]).to_string(),
+            "[]",
+            &format!("models:/{model_id}"),
+        ],
     );
+    let listed = seen["logged_models"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["source_run_id"], out["best_run_id"]);
+    let top: Vec<&str> = seen["models"][format!("models:/{model_id}")]["top"][user]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = want["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(top, expected);
     assert_eq!(runs.iter().filter(|r| r["parent"] == parent).count(), 5);
     for c in runs.iter().filter(|r| r["parent"] == parent) {
         assert_eq!(c["history"]["train_loss"], 3);
@@ -541,6 +604,10 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
         .ok()
         .json();
     assert_eq!(first["copied"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        first["models"], 1,
+        "the winner's model is copied with its run: {first}"
+    );
     let second = d
         .run(&[
             "sync",

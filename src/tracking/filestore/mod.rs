@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 mod md5;
+mod models;
 mod search;
 pub(crate) mod yaml;
 
@@ -27,8 +28,9 @@ pub use search::SearchError;
 use super::{
     copy_tree, experiment_tags, join_artifact_path, normalize_batch, now_ms, path_to_file_uri,
     validate_artifact_path, validate_dataset, validate_experiment_name, validate_key, walk_files,
-    ArtifactEntry, Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo, RunQuery,
-    RunStatus, Tag, Tracker, TrackingError, TrackingUri, TAG_DATASET_CONTEXT, TAG_RUN_NAME,
+    ArtifactEntry, Batch, DatasetInput, Experiment, LoggedModel, Metric, ModelToLog, NewRun, Run,
+    RunInfo, RunQuery, RunStatus, Tag, Tracker, TrackingError, TrackingUri, TAG_DATASET_CONTEXT,
+    TAG_RUN_NAME,
 };
 use md5::md5_hex;
 use yaml::Yaml;
@@ -642,6 +644,18 @@ impl Tracker for FileStore {
         ];
         write_new_dir(&run_dir, &run_dir.join("inputs").join(input_id), &link)?;
         Ok(())
+    }
+
+    fn log_model(&self, model: &ModelToLog) -> Result<LoggedModel, TrackingError> {
+        self.log_model_files(model)
+    }
+
+    fn run_models(&self, run_id: &str) -> Result<Vec<LoggedModel>, TrackingError> {
+        self.models_of_run(run_id)
+    }
+
+    fn download_model(&self, model: &LoggedModel, dest: &Path) -> Result<(), TrackingError> {
+        self.copy_model_files(model, dest)
     }
 
     fn end_run(&self, run_id: &str, status: RunStatus, end_time: i64) -> Result<(), TrackingError> {

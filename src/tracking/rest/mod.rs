@@ -10,7 +10,11 @@
 //! else a token gives Bearer. No message, log line or `Debug` output contains them.
 //! This module knows nothing about the file store, models or the command line.
 
+mod models;
 mod retry;
+
+/// A logged model's registered versions (`[{"name": ..., "version": ...}]`), as MLflow keeps them.
+const TAG_MODEL_VERSIONS: &str = "mlflow.modelVersions";
 mod wire;
 
 use std::collections::HashMap;
@@ -33,8 +37,8 @@ const CONNECT_RETRIES: u32 = 3;
 use super::{
     experiment_tags, join_artifact_path, mask_uri, normalize_batch, redact, validate_artifact_path,
     validate_dataset, validate_experiment_name, walk_files, ArtifactEntry, Batch, DatasetInput,
-    Experiment, Metric, NewRun, Run, RunInfo, RunQuery, RunStatus, Tag, Tracker, TrackingError,
-    TAG_DATASET_CONTEXT,
+    Experiment, LoggedModel, Metric, ModelToLog, NewRun, Run, RunInfo, RunQuery, RunStatus, Tag,
+    Tracker, TrackingError, TAG_DATASET_CONTEXT,
 };
 
 /// The server's limits for one `runs/log-batch` request.
@@ -413,33 +417,49 @@ impl RestStore {
         .map(drop)
     }
 
-    /// Registers the run's artifact folder `artifact_path` as a new version of the registered
-    /// model `name` (created when missing). Returns the version.
+    /// Registers the LoggedModel `model_id` (made by `run_id`) as a new version of the
+    /// registered model `name` (created when missing), and records the version on the model's
+    /// `mlflow.modelVersions` tag as MLflow's `register_model` does. Returns the version.
     pub fn create_version(
         &self,
         name: &str,
         run_id: &str,
-        artifact_path: &str,
+        model_id: &str,
     ) -> Result<String, TrackingError> {
         match self.post("registered-models/create", &json!({ "name": name })) {
             Ok(_) => {}
             Err(TrackingError::Server { code, .. }) if code == "RESOURCE_ALREADY_EXISTS" => {}
             Err(e) => return Err(e),
         }
-        let source = format!(
-            "{}/{}",
-            self.artifact_uri(run_id)?.trim_end_matches('/'),
-            artifact_path
-        );
         let answer = self.post(
             "model-versions/create",
-            &json!({ "name": name, "source": source, "run_id": run_id }),
+            &json!({
+                "name": name,
+                "source": format!("models:/{model_id}"),
+                "run_id": run_id,
+                "model_id": model_id,
+            }),
         )?;
         let version = match &answer["model_version"]["version"] {
             Value::String(v) => v.clone(),
             Value::Number(v) => v.to_string(),
             _ => return Err(self.protocol("model-versions/create returned no version")),
         };
+        let model = self.get(&format!("logged-models/{model_id}"), &[])?;
+        let mut versions: Vec<Value> = model["model"]["info"]["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["key"] == TAG_MODEL_VERSIONS)
+            .and_then(|t| serde_json::from_str(t["value"].as_str()?).ok())
+            .unwrap_or_default();
+        versions.push(json!({ "name": name, "version": version }));
+        let url = self.api(&format!("logged-models/{model_id}/tags"));
+        self.call(
+            Method::PATCH,
+            &url,
+            Some(&json!({ "tags": [{ "key": TAG_MODEL_VERSIONS, "value": Value::from(versions).to_string() }] })),
+        )?;
         Ok(version)
     }
 
@@ -472,11 +492,15 @@ impl RestStore {
     /// The proxy path of a run's artifact root: `mlflow-artifacts:/1/<run>/artifacts` ->
     /// `1/<run>/artifacts`.
     fn proxied_root(&self, run_id: &str) -> Result<String, TrackingError> {
-        let uri = self.artifact_uri(run_id)?;
+        self.proxied(run_id, &self.artifact_uri(run_id)?)
+    }
+
+    /// The proxy path of an `mlflow-artifacts:` URI of `owner` (a run or a logged model).
+    fn proxied(&self, owner: &str, uri: &str) -> Result<String, TrackingError> {
         let rest = uri.strip_prefix("mlflow-artifacts:").ok_or_else(|| {
             TrackingError::ArtifactsNotProxied {
-                run_id: run_id.to_string(),
-                artifact_uri: uri.clone(),
+                run_id: owner.to_string(),
+                artifact_uri: uri.to_string(),
             }
         })?;
         let path = match rest.strip_prefix("//") {
@@ -730,6 +754,18 @@ impl Tracker for RestStore {
             .collect();
         let body = json!({ "run_id": run_id, "datasets": [{ "tags": tags, "dataset": dataset }] });
         self.post("runs/log-inputs", &body).map(drop)
+    }
+
+    fn log_model(&self, model: &ModelToLog) -> Result<LoggedModel, TrackingError> {
+        self.create_logged_model(model)
+    }
+
+    fn run_models(&self, run_id: &str) -> Result<Vec<LoggedModel>, TrackingError> {
+        self.logged_models_of(run_id)
+    }
+
+    fn download_model(&self, model: &LoggedModel, dest: &Path) -> Result<(), TrackingError> {
+        self.download_logged_model(model, dest)
     }
 
     fn end_run(&self, run_id: &str, status: RunStatus, end_time: i64) -> Result<(), TrackingError> {
