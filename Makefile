@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := target/release/recflow
 SAMPLE := data/raw/sample_reviews.json.gz
 
-.PHONY: help setup venv venv-peers test-spark build run ui eda notebook test fault-test lint fmt bench bench-etl bench-als bench-quality bench-tracking bench-runs bench-serve clean
+.PHONY: help setup venv venv-peers test-spark build run ui ui-check eda notebook test fault-test lint fmt bench bench-etl bench-als bench-quality bench-tracking bench-runs bench-serve clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -31,6 +31,10 @@ run: build ## Run experiments/quickstart.toml end to end on the generated sample
 	@[ -f $(SAMPLE) ] || $(BIN) generate --out $(SAMPLE)
 	$(BIN) run experiments/quickstart.toml
 	$(BIN) recommend --model artifacts/model -k 5 --user "$$(zcat $(SAMPLE) | head -1 | sed -E 's/.*"reviewerID": "([^"]+)".*/\1/')"
+
+ui-check: run venv ## MLflow's UI on the quickstart's runs in headless Chromium: checks each page, screenshots in reports/ui/
+	@command -v chromium >/dev/null || { echo "installing Debian packages: chromium"; apt-get install -y -q chromium >/dev/null; }
+	$(PY) scripts/ui_check.py mlruns reports/ui quickstart
 
 ui: venv ## Open the MLflow UI on the file store (http://127.0.0.1:5000)
 	MLFLOW_ALLOW_FILE_STORE=true $(VENV)/bin/mlflow ui --backend-store-uri ./mlruns --host 127.0.0.1 --port 5000

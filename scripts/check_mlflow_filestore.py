@@ -102,6 +102,7 @@ def read_store(uri, with_artifacts):
                         "source_run_id": m.source_run_id,
                         "status": str(m.status),
                         "params": dict(sorted(m.params.items())),
+                        "metrics": {x.key: num(x.value) for x in sorted(m.metrics or [], key=lambda x: x.key)},
                         "tags": dict(sorted(m.tags.items())),
                     }
                     for m in models

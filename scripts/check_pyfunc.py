@@ -66,6 +66,7 @@ def main():
                 "status": str(m.status),
                 "artifact_location": m.artifact_location,
                 "params": m.params,
+                "metrics": {x.key: x.value for x in m.metrics or []},
                 "tags": m.tags,
             }
             for m in models

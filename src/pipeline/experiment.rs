@@ -169,6 +169,8 @@ struct TrackingObserver<'a> {
     children: Vec<String>,
     /// Each entry's final child.
     finals: BTreeMap<usize, String>,
+    /// Each final child's test figures as logged, for its model (entry index -> metrics).
+    final_metrics: BTreeMap<usize, Vec<Metric>>,
     datasets: Vec<DatasetInput>,
     first_error: Option<TrackingError>,
     inner: &'a mut dyn Observer,
@@ -514,8 +516,14 @@ impl Observer for TrackingObserver<'_> {
                 }),
             ),
         ];
+        let model_metrics: Vec<Metric> = metrics
+            .iter()
+            .filter(|m| m.key.starts_with("test_") || m.key.starts_with("val_"))
+            .cloned()
+            .collect();
         if let Some(id) = self.finish_child(metrics, tags, &artifacts) {
             self.finals.insert(outcome.entry, id);
+            self.final_metrics.insert(outcome.entry, model_metrics);
         }
     }
 
@@ -848,6 +856,7 @@ fn run_logged(
         child: None,
         children: Vec::new(),
         finals: BTreeMap::new(),
+        final_metrics: BTreeMap::new(),
         datasets,
         first_error: None,
         inner,
@@ -866,6 +875,7 @@ fn run_logged(
     let outcome = train::run(&s.pipeline, &ds.interactions, fixed_test, &mut observer)?;
     let children = std::mem::take(&mut observer.children);
     let finals = std::mem::take(&mut observer.finals);
+    let mut final_metrics = std::mem::take(&mut observer.final_metrics);
     let warning = observer.first_error.take().map(|e| e.to_string());
     let log_seconds = observer.log_seconds;
     drop(observer);
@@ -986,6 +996,7 @@ fn run_logged(
             &root,
             fields,
             saved,
+            final_metrics.remove(&i).unwrap_or_default(),
             &run_tags,
             // The parent records the winner's model only, so it names one model.
             if i == winner {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::model::artifact::SavedModel;
 use crate::tracking::filestore::yaml::Yaml;
-use crate::tracking::{ModelToLog, Param, Tag};
+use crate::tracking::{Metric, ModelToLog, Param, Tag};
 
 /// The loader MLflow imports (`loader_module`), written into every logged model.
 pub const PYFUNC_SOURCE: &str = include_str!("recflow_pyfunc.py");
@@ -139,13 +139,15 @@ pub fn write(root: &Path, model_dir: &Path, saved: &SavedModel) -> io::Result<Ve
 }
 
 /// The LoggedModel of `saved` made by `run_id`: its params are the configuration it was fitted
-/// with, its tags the run's user, source and version tags plus its family and entry.
+/// with, its metrics the run's figures of it, its tags the run's user, source and version tags
+/// plus its family and entry.
 pub fn to_log(
     experiment_id: &str,
     run_id: &str,
     root: &Path,
     mlmodel: Vec<(String, Yaml)>,
     saved: &SavedModel,
+    metrics: Vec<Metric>,
     run_tags: &[Tag],
     output_of: Vec<String>,
 ) -> ModelToLog {
@@ -170,6 +172,7 @@ pub fn to_log(
             .iter()
             .map(|(k, v)| Param::new(k, v.to_string()))
             .collect(),
+        metrics,
         tags,
         model_type: None,
         output_of,

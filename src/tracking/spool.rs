@@ -712,6 +712,7 @@ impl Tracker for BufferedTracker {
                 .iter()
                 .map(|p| (p.key.clone(), p.value.clone()))
                 .collect(),
+            metrics: model.metrics.clone(),
             tags: model
                 .tags
                 .iter()

@@ -239,6 +239,7 @@ fn copy_model(
         dir: tmp.path().to_path_buf(),
         mlmodel: without_identity(&fields),
         params: model.params.iter().map(|(k, v)| Param::new(k, v)).collect(),
+        metrics: model.metrics.clone(),
         tags: model.tags.iter().map(|(k, v)| Tag::new(k, v)).collect(),
         model_type: None,
         output_of: linked.get(&model.model_id).cloned().unwrap_or_default(),

@@ -351,6 +351,10 @@ pub struct ModelToLog {
     /// The `MLmodel` fields the caller sets (flavors, signature, input example info).
     pub(crate) mlmodel: Vec<(String, crate::tracking::filestore::yaml::Yaml)>,
     pub params: Vec<Param>,
+    /// The source run's figures of this model, logged on the model as well (MLflow's
+    /// `log_metrics(..., model_id=...)`); the same points as on the run, so the run's history
+    /// does not grow.
+    pub metrics: Vec<Metric>,
     pub tags: Vec<Tag>,
     pub model_type: Option<String>,
     /// Further runs that record the model as an output (the source run always does).
@@ -372,5 +376,7 @@ pub struct LoggedModel {
     /// `READY`, `PENDING` or `FAILED_UPLOAD`.
     pub status: String,
     pub params: BTreeMap<String, String>,
+    /// The latest value of each of its metrics.
+    pub metrics: Vec<Metric>,
     pub tags: BTreeMap<String, String>,
 }

@@ -206,6 +206,10 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
     assert_eq!(m["source_run_id"], out["best_run_id"]);
     assert!(m["status"].as_str().unwrap().contains("READY"), "{m}");
     assert!(m["params"].get("rank").is_some(), "{m}");
+    // Its test figures are the model's metrics too (the Models tab's columns).
+    for (k, v) in out["winner"]["test"].as_object().unwrap() {
+        assert_eq!(m["metrics"][k].as_f64(), v.as_f64(), "{k}: {m}");
+    }
     assert_eq!(p["model_outputs"], serde_json::json!([m["model_id"]]));
     let children: Vec<&serde_json::Value> = runs
         .iter()
@@ -217,6 +221,14 @@ fn run_logs_nested_runs_that_mlflow_reads_and_migrates() {
         .find(|c| c["run_id"] == out["best_run_id"])
         .unwrap();
     assert_eq!(best["model_outputs"], serde_json::json!([m["model_id"]]));
+    for k in out["winner"]["test"].as_object().unwrap().keys() {
+        let points = best["metric_history"][k].as_array().unwrap();
+        assert_eq!(
+            points.len(),
+            1,
+            "{k}: the model's copy adds no point to the run"
+        );
+    }
     for c in children {
         assert_eq!(c["status"], "FINISHED");
         assert_eq!(
@@ -542,6 +554,14 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
     let listed = seen["logged_models"].as_array().unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["source_run_id"], out["best_run_id"]);
+    assert!(
+        listed[0]["metrics"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.starts_with("test_")),
+        "{listed:?}"
+    );
     let top: Vec<&str> = seen["models"][format!("models:/{model_id}")]["top"][user]
         .as_array()
         .unwrap()

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::tracking::{
     copy_tree, logged_mlmodel, now_ms, path_to_file_uri, validate_key, walk_files, LoggedModel,
-    ModelToLog, TrackingError, TrackingUri,
+    Metric, ModelToLog, TrackingError, TrackingUri,
 };
 
 const MODELS: &str = "models";
@@ -26,6 +26,44 @@ fn status_name(code: Option<i64>) -> &'static str {
         Some(3) => "FAILED_UPLOAD",
         _ => "UNSPECIFIED",
     }
+}
+
+/// The latest point of each metric file: lines `<timestamp> <value> <step> <run_id>` (MLflow
+/// adds the dataset's name and digest when a metric names one).
+fn read_model_metrics(dir: &Path) -> Result<Vec<Metric>, TrackingError> {
+    let mut out = Vec::new();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    for (path, key) in walk_files(dir)? {
+        let text = std::fs::read_to_string(&path).map_err(|e| TrackingError::io(&path, e))?;
+        let mut points = Vec::new();
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let f: Vec<&str> = line.split(' ').collect();
+            let parsed = (f.len() >= 3)
+                .then(|| {
+                    Some(Metric {
+                        key: key.clone(),
+                        timestamp: f[0].parse().ok()?,
+                        value: super::parse_metric_value(f[1])?,
+                        step: f[2].parse().ok()?,
+                    })
+                })
+                .flatten();
+            points.push(parsed.ok_or_else(|| {
+                corrupt(
+                    &path,
+                    &format!("line {} is not `<timestamp> <value> <step> <run>`", i + 1),
+                )
+            })?);
+        }
+        out.extend(super::latest_metric(points));
+    }
+    Ok(out)
 }
 
 impl FileStore {
@@ -69,6 +107,24 @@ impl FileStore {
             ]
         };
         create_dir_all(&model_dir.join("metrics"))?;
+        let mut lines: std::collections::BTreeMap<&str, String> = Default::default();
+        for x in &m.metrics {
+            validate_key("metric", &x.key)?;
+            lines.entry(&x.key).or_default().push_str(&format!(
+                "{} {} {} {}\n",
+                x.timestamp,
+                super::format_metric_value(x.value),
+                x.step,
+                m.source_run_id
+            ));
+        }
+        for (key, text) in lines {
+            write_atomic(
+                &exp_dir,
+                &model_dir.join("metrics").join(key),
+                text.as_bytes(),
+            )?;
+        }
         write_atomic(
             &exp_dir,
             &model_dir.join(META),
@@ -137,6 +193,7 @@ impl FileStore {
             artifact_location: get("artifact_location").unwrap_or_default(),
             status: status_name(yaml::get(&map, "status").and_then(Yaml::as_i64)).to_string(),
             params: read_kv_dir(&model_dir.join("params"))?,
+            metrics: read_model_metrics(&model_dir.join("metrics"))?,
             tags: read_kv_dir(&model_dir.join("tags"))?,
         })
     }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::RestStore;
 use crate::tracking::{
-    join_artifact_path, logged_mlmodel, walk_files, LoggedModel, ModelToLog, TrackingError,
+    join_artifact_path, logged_mlmodel, walk_files, LoggedModel, Metric, ModelToLog, TrackingError,
 };
 
 fn kv(v: &Value) -> BTreeMap<String, String> {
@@ -49,6 +49,19 @@ fn decode(v: &Value) -> Option<LoggedModel> {
         artifact_location: info["artifact_uri"].as_str()?.to_string(),
         status: status.to_string(),
         params: kv(&v["data"]["params"]),
+        metrics: v["data"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                Some(Metric {
+                    key: m["key"].as_str()?.to_string(),
+                    value: m["value"].as_f64()?,
+                    timestamp: m["timestamp"].as_i64().unwrap_or(0),
+                    step: m["step"].as_i64().unwrap_or(0),
+                })
+            })
+            .collect(),
         tags: kv(&info["tags"]),
     })
 }
@@ -94,6 +107,25 @@ impl RestStore {
         .map_err(|e| TrackingError::io(mlmodel.path(), e))?;
         self.upload(&root, "MLmodel", mlmodel.path())?;
         let id = model.model_id.clone();
+        if !m.metrics.is_empty() {
+            // The run has these points already: the server keeps one copy on the run and links
+            // the model's.
+            let metrics: Vec<Value> = m
+                .metrics
+                .iter()
+                .map(|x| {
+                    let mut v = super::metric_json(x);
+                    v["model_id"] = json!(id);
+                    v
+                })
+                .collect();
+            for chunk in metrics.chunks(super::MAX_METRICS_PER_BATCH) {
+                self.post(
+                    "runs/log-batch",
+                    &json!({ "run_id": m.source_run_id, "metrics": chunk }),
+                )?;
+            }
+        }
         let url = self.api(&format!("logged-models/{id}"));
         let done = self.call(
             Method::PATCH,
