@@ -1288,6 +1288,42 @@ pub fn run_runs(ctx: &Context, c: &RunsCommand) -> anyhow::Result<()> {
     }
 }
 
+/// After a sync, the local pointers at copied runs name their copies: the parent id in
+/// `artifacts/metrics/mlflow_run_id.txt` and the run id in the saved model's metadata (the
+/// default folders `recflow run` writes). Returns what it changed.
+fn remap_local_ids(copied: &[(String, String)]) -> anyhow::Result<Vec<String>> {
+    use crate::settings::defaults;
+    let copy_of = |id: &str| {
+        copied
+            .iter()
+            .find(|(from, _)| from == id)
+            .map(|(_, to)| to.clone())
+    };
+    let mut changed = Vec::new();
+    let id_file = std::path::Path::new(defaults::METRICS_DIR).join("mlflow_run_id.txt");
+    if let Ok(text) = std::fs::read_to_string(&id_file) {
+        if let Some(to) = copy_of(text.trim()) {
+            crate::data::store::write_atomic(&id_file, format!("{to}\n").as_bytes())?;
+            changed.push(format!("{}: {} -> {to}", id_file.display(), text.trim()));
+        }
+    }
+    let meta_file = std::path::Path::new(defaults::MODEL_DIR).join("metadata.json");
+    if let Ok(text) = std::fs::read_to_string(&meta_file) {
+        if let Ok(mut meta) = serde_json::from_str::<serde_json::Value>(&text) {
+            if let Some(to) = meta["run_id"].as_str().and_then(copy_of) {
+                let from = meta["run_id"].as_str().unwrap_or_default().to_string();
+                meta["run_id"] = serde_json::json!(to);
+                crate::data::store::write_atomic(
+                    &meta_file,
+                    serde_json::to_vec_pretty(&meta)?.as_slice(),
+                )?;
+                changed.push(format!("{}: run {from} -> {to}", meta_file.display()));
+            }
+        }
+    }
+    Ok(changed)
+}
+
 pub fn run_sync(ctx: &Context, a: &SyncArgs) -> anyhow::Result<()> {
     let conn = tracking_connection(&ctx.env);
     // Opening a file store creates it: a source that is not there is a mistake, not 0 runs.
@@ -1316,6 +1352,9 @@ pub fn run_sync(ctx: &Context, a: &SyncArgs) -> anyhow::Result<()> {
             report.held_back.join(", ")
         ));
     }
+    for line in remap_local_ids(&report.copied)? {
+        tracing::info!("{line}");
+    }
     let incomplete = !report.unreadable.is_empty() || !report.held_back.is_empty();
     if ctx.global.json {
         ctx.out.json(&report)?;
@@ -1328,10 +1367,11 @@ pub fn run_sync(ctx: &Context, a: &SyncArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     ctx.out.line(format!(
-        "copied {} run(s) ({} metric values, {} artifact files) from {} experiment(s); {} already synced, {} still running (left for later)",
+        "copied {} run(s) ({} metric values, {} artifact files, {} models) from {} experiment(s); {} already synced, {} still running (left for later)",
         report.copied.len(),
         report.metric_values,
         report.artifact_files,
+        report.models,
         report.experiments,
         report.already_synced,
         report.skipped_running

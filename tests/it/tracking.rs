@@ -628,6 +628,21 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
         first["models"], 1,
         "the winner's model is copied with its run: {first}"
     );
+    // The local pointers at the copied runs now name their copies on the server.
+    let targets: Vec<String> = first["copied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_str().unwrap().to_string())
+        .collect();
+    let id = std::fs::read_to_string(d.join("artifacts/metrics/mlflow_run_id.txt")).unwrap();
+    assert!(
+        targets.iter().any(|t| t == id.trim()),
+        "{id} in {targets:?}"
+    );
+    let meta = d.json("artifacts/model/metadata.json");
+    let run = meta["run_id"].as_str().unwrap();
+    assert!(targets.iter().any(|t| t == run), "{meta}");
     let second = d
         .run(&[
             "sync",
