@@ -408,6 +408,20 @@ impl ModelArgs {
     }
 }
 
+/// Logging a training to MLflow: one run with the selected configuration, its test figures,
+/// curves and the model.
+#[derive(Debug, Args, Clone)]
+pub struct TrainLogArgs {
+    /// Log the training as one MLflow run to this tracking URI (`file:./mlruns`,
+    /// `http://host:5000`) [default: no run; with `--experiment` alone MLFLOW_TRACKING_URI, else
+    /// file:./mlruns].
+    #[arg(long)]
+    pub tracking_uri: Option<String>,
+    /// The MLflow experiment of that run [default: recflow-train].
+    #[arg(long)]
+    pub experiment: Option<String>,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct TrainAlsArgs {
     #[command(flatten)]
@@ -416,6 +430,8 @@ pub struct TrainAlsArgs {
     pub split: SplitArgs,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub log: TrainLogArgs,
     /// Number of latent factors [default: 10].
     #[arg(long)]
     pub rank: Option<usize>,
@@ -439,6 +455,8 @@ pub struct TrainArgs {
     pub split: SplitArgs,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub log: TrainLogArgs,
     /// The model family to train.
     #[arg(long, value_enum, default_value = "als")]
     pub family: FamilyName,

@@ -988,13 +988,12 @@ fn run_logged(
             &owned
         };
         let root = scratch.path().join(format!("mlflow-model-{i}"));
-        let fields =
+        let written =
             crate::pipeline::mlflow_model::write(&root, &saved_dir, saved).map_err(io(&root))?;
         let to_log = crate::pipeline::mlflow_model::to_log(
             experiment_id,
             run_id,
-            &root,
-            fields,
+            written,
             saved,
             final_metrics.remove(&i).unwrap_or_default(),
             &run_tags,

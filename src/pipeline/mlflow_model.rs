@@ -45,9 +45,15 @@ fn signature() -> Vec<(String, Yaml)> {
     ]
 }
 
+/// A model's MLflow folder, written, and the `MLmodel` fields the tracking store completes.
+pub struct Written {
+    pub root: std::path::PathBuf,
+    mlmodel: Vec<(String, Yaml)>,
+}
+
 /// Writes the model's MLflow folder into `root` (empty or new) from the saved model folder
-/// `model_dir`, and returns the `MLmodel` fields the tracking store completes.
-pub fn write(root: &Path, model_dir: &Path, saved: &SavedModel) -> io::Result<Vec<(String, Yaml)>> {
+/// `model_dir`.
+pub fn write(root: &Path, model_dir: &Path, saved: &SavedModel) -> io::Result<Written> {
     let meta = &saved.metadata;
     copy_dir(model_dir, &root.join("data"))?;
     fs::create_dir_all(root.join("code"))?;
@@ -117,7 +123,7 @@ pub fn write(root: &Path, model_dir: &Path, saved: &SavedModel) -> io::Result<Ve
             s("recflow serve --model <this folder>/data"),
         ),
     ];
-    Ok(vec![
+    let mlmodel = vec![
         (
             "flavors".into(),
             Yaml::Map(vec![
@@ -135,7 +141,11 @@ pub fn write(root: &Path, model_dir: &Path, saved: &SavedModel) -> io::Result<Ve
                 ("type".into(), s("dataframe")),
             ]),
         ),
-    ])
+    ];
+    Ok(Written {
+        root: root.to_path_buf(),
+        mlmodel,
+    })
 }
 
 /// The LoggedModel of `saved` made by `run_id`: its params are the configuration it was fitted
@@ -144,8 +154,7 @@ pub fn write(root: &Path, model_dir: &Path, saved: &SavedModel) -> io::Result<Ve
 pub fn to_log(
     experiment_id: &str,
     run_id: &str,
-    root: &Path,
-    mlmodel: Vec<(String, Yaml)>,
+    written: Written,
     saved: &SavedModel,
     metrics: Vec<Metric>,
     run_tags: &[Tag],
@@ -165,8 +174,8 @@ pub fn to_log(
         experiment_id: experiment_id.to_string(),
         name: "model".into(),
         source_run_id: run_id.to_string(),
-        dir: root.to_path_buf(),
-        mlmodel,
+        dir: written.root,
+        mlmodel: written.mlmodel,
         params: meta
             .params
             .iter()

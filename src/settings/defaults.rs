@@ -20,6 +20,8 @@ pub const SPOOL_STORE: &str = "mlruns";
 pub const MODEL_DIR: &str = "artifacts/model";
 /// Local run summaries (`mlflow_run_id.txt`).
 pub const METRICS_DIR: &str = "artifacts/metrics";
+/// The experiment `train` and `train-als` log to when only `--tracking-uri` is given.
+pub const TRAIN_EXPERIMENT: &str = "recflow-train";
 /// Models downloaded from runs (`serve --run-id`, `deploy`).
 pub const RUN_MODELS_DIR: &str = "artifacts/runs";
 pub const EDA_OUT: &str = "reports/eda";

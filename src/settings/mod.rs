@@ -239,6 +239,30 @@ pub struct TrainCommand {
     pub pipeline: PipelineSettings,
     pub test_file: Option<PathBuf>,
     pub model_dir: PathBuf,
+    /// Where the run is logged, when `--tracking-uri` or `--experiment` asks for it.
+    pub tracking: Option<TrainTracking>,
+}
+
+/// One MLflow run for a `train` or `train-als` (no children: `recflow run` logs the tree).
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainTracking {
+    pub target: TrackingTarget,
+    pub experiment: String,
+    /// `train` or `train-als`, the run's source name.
+    pub command: String,
+    pub user: Option<String>,
+}
+
+fn train_tracking(a: &crate::cli::TrainLogArgs, command: &str, env: &Env) -> Option<TrainTracking> {
+    (a.tracking_uri.is_some() || a.experiment.is_some()).then(|| TrainTracking {
+        target: tracking_target(a.tracking_uri.as_deref(), None, env),
+        experiment: a
+            .experiment
+            .clone()
+            .unwrap_or_else(|| defaults::TRAIN_EXPERIMENT.into()),
+        command: command.into(),
+        user: env.user.clone(),
+    })
 }
 
 fn split_params(a: &SplitArgs) -> SplitParams {
@@ -321,6 +345,10 @@ fn parse_select(
     }
 }
 
+/// The command names runs are logged under.
+const TRAIN_ALS: &str = "train-als";
+const TRAIN: &str = "train";
+
 pub fn resolve_train_als(a: &TrainAlsArgs, env: &Env) -> Result<TrainCommand, SettingsError> {
     let mut fixed = als_params(&a.model);
     if let Some(r) = a.rank {
@@ -361,6 +389,7 @@ pub fn resolve_train_als(a: &TrainAlsArgs, env: &Env) -> Result<TrainCommand, Se
         pipeline,
         test_file: a.split.test_file.clone(),
         model_dir: a.model.model_dir.clone(),
+        tracking: train_tracking(&a.log, TRAIN_ALS, env),
     })
 }
 
@@ -488,6 +517,7 @@ pub fn resolve_train(a: &TrainArgs, env: &Env) -> Result<TrainCommand, SettingsE
         pipeline,
         test_file: a.split.test_file.clone(),
         model_dir: a.model.model_dir.clone(),
+        tracking: train_tracking(&a.log, TRAIN, env),
     })
 }
 

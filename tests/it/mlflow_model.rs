@@ -387,3 +387,115 @@ fn mlflow_models_serve_answers_top_k_over_http_as_recommend_does() {
         assert_eq!(row["strategy"], strategy.as_str());
     }
 }
+
+#[test]
+fn train_als_with_a_tracking_uri_logs_one_run_with_its_model_and_an_unreachable_server_stops_it_first(
+) {
+    let d = Dir::new();
+    d.generate(300, 120, 4000, 5);
+    d.run(&["etl", "--input", "r.json.gz", "--min-interactions", "5"])
+        .ok();
+    // No server on the discard port: refused before any training, nothing written.
+    let refused = d
+        .run(&[
+            "train-als",
+            "--tracking-uri",
+            "http://127.0.0.1:9",
+            "--rank",
+            "4",
+        ])
+        .fails_with(1);
+    assert!(refused.stderr.contains("127.0.0.1:9"), "{}", refused.stderr);
+    assert!(!d.join("artifacts/model").exists());
+
+    let out = d
+        .run(&[
+            "train-als",
+            "--rank",
+            "4",
+            "--max-iter",
+            "3",
+            "--tracking-uri",
+            "file:./mlruns",
+            "--experiment",
+            "adhoc",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let run_id = out["run_id"].as_str().unwrap();
+    let model_id = out["model_id"].as_str().unwrap();
+    let runs = d
+        .run(&[
+            "runs",
+            "list",
+            "--experiment",
+            "adhoc",
+            "--json",
+            "--tracking-uri",
+            "file:./mlruns",
+        ])
+        .ok()
+        .json();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 1, "one run, no children: {runs:?}");
+    let shown = d
+        .run(&[
+            "runs",
+            "show",
+            run_id,
+            "--json",
+            "--tracking-uri",
+            "file:./mlruns",
+        ])
+        .ok()
+        .json();
+    assert_eq!(shown["run"]["params"]["rank"], "4", "{shown}");
+    assert!(
+        shown["run"]["metrics"]["test_rmse"]["value"].is_number(),
+        "{shown}"
+    );
+    assert_eq!(
+        shown["run"]["metrics"]["train_loss"]["step"], 3,
+        "a curve: {shown}"
+    );
+    assert_eq!(shown["run"]["info"]["status"], "FINISHED");
+    assert_eq!(shown["children"], serde_json::json!([]));
+    let Some(py) = python_or_skip(
+        "train_als_with_a_tracking_uri_logs_one_run_with_its_model_and_an_unreachable_server_stops_it_first",
+    ) else {
+        return;
+    };
+    let user = ids(&d, "reviewerID", 1).remove(0);
+    let (_, want) = recommend(&d, &d.join("artifacts/model"), &user, 5, false);
+    let seen = Command::new(&py)
+        .current_dir(d.path())
+        .args([
+            script("check_pyfunc.py").to_str().unwrap(),
+            "file:./mlruns",
+            &serde_json::json!([user]).to_string(),
+            "[]",
+            &format!("runs:/{run_id}/model"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        seen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seen.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&seen.stdout).unwrap();
+    let listed = seen["logged_models"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["model_id"], model_id);
+    assert_eq!(listed[0]["source_run_id"], run_id);
+    let top: Vec<&str> = seen["models"][format!("runs:/{run_id}/model")]["top"][&user]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = want.iter().map(|(i, _)| i.as_str()).collect();
+    assert_eq!(top, want);
+}
+
