@@ -964,7 +964,7 @@ struct HeatmapFigure<'a> {
     values: Vec<Vec<f64>>,
     metric: &'a str,
     best: (usize, f64),
-    /// The other searched axes, held at their selected values (`alpha=1.0`); empty for none.
+    /// The other searched axes, held at these values in this picture (`alpha=1.0`); empty for none.
     fixed: &'a str,
 }
 
@@ -994,7 +994,7 @@ impl Figure for HeatmapFigure<'_> {
             .filter(|v| v.is_finite());
         let subtitle = match best_value {
             Some(v) => format!(
-                "rank × reg · best (outlined): rank {}, reg {} with {} = {}",
+                "rank × reg · best of this picture (outlined): rank {}, reg {} with {} = {}",
                 self.best.0,
                 reg_label(self.best.1),
                 self.metric,
@@ -1009,10 +1009,7 @@ impl Figure for HeatmapFigure<'_> {
         let subtitle = if self.fixed.is_empty() {
             subtitle
         } else {
-            format!(
-                "{subtitle} · other axes at their selected values: {}",
-                self.fixed
-            )
+            format!("{subtitle} · other axes held at {}", self.fixed)
         };
         let area = titled(root, &format!("Grid search: {}", self.metric), &subtitle)?;
         let (plot, bar) = area.split_horizontally(HEATMAP_SIZE.0 as i32 - 190);

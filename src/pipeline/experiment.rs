@@ -1113,7 +1113,8 @@ fn log_pictures(
                 any = true;
             }
         }
-        // A rank x reg heatmap of the selection metric, at the selected values of other axes.
+        // A rank x reg heatmap of the selection metric for each combination of the other
+        // searched axes (`alpha`, ...): one picture per held value, the selected one first.
         let best = o.best_trial();
         let rank_reg = |t: &Trial| -> Option<(usize, f64)> {
             Some((
@@ -1121,35 +1122,73 @@ fn log_pictures(
                 t.point.get("reg")?.as_f64()?,
             ))
         };
-        if let Some(b) = rank_reg(best) {
-            let others_match = |t: &Trial| {
-                t.point
-                    .iter()
-                    .filter(|(k, _)| *k != "rank" && *k != "reg")
-                    .all(|(k, v)| best.point.get(k) == Some(v))
-            };
-            let cells: Vec<crate::eda::GridCell> = o
-                .trials
+        let rest = |t: &Trial| -> crate::model::family::Config {
+            t.point
                 .iter()
-                .filter(|t| others_match(t))
-                .filter_map(|t| Some((rank_reg(t)?.0, rank_reg(t)?.1, t.metric(&key)?)))
-                .collect();
-            if cells.len() > 1 {
-                let stem = format!("grid_{}_{}", e.name, key.replace(['.', '/'], "_"));
-                let fixed = search::label(
-                    &best
-                        .point
-                        .iter()
-                        .filter(|(k, _)| *k != "rank" && *k != "reg")
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                );
-                let fixed = if fixed == "defaults" {
+                .filter(|(k, _)| *k != "rank" && *k != "reg")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        if rank_reg(best).is_some() {
+            let mut groups: Vec<crate::model::family::Config> = vec![rest(best)];
+            for t in &o.trials {
+                let r = rest(t);
+                if rank_reg(t).is_some() && !groups.contains(&r) {
+                    groups.push(r);
+                }
+            }
+            let several = groups.len() > 1;
+            for held in groups {
+                let group: Vec<&Trial> = o.trials.iter().filter(|t| rest(t) == held).collect();
+                let cells: Vec<crate::eda::GridCell> = group
+                    .iter()
+                    .filter_map(|t| Some((rank_reg(t)?.0, rank_reg(t)?.1, t.metric(&key)?)))
+                    .collect();
+                if cells.len() < 2 {
+                    continue;
+                }
+                // Outlined: the selected point in its picture, the best of the others in theirs.
+                let mark = cells
+                    .iter()
+                    .copied()
+                    .reduce(|a, b| {
+                        if o.select.direction.better(b.2, a.2) {
+                            b
+                        } else {
+                            a
+                        }
+                    })
+                    .map(|(r, g, _)| (r, g));
+                let mark = match rank_reg(best) {
+                    Some(b) if rest(best) == held => b,
+                    _ => match mark {
+                        Some(m) => m,
+                        None => continue,
+                    },
+                };
+                let label = search::label(&held);
+                let fixed = if label == "defaults" {
                     String::new()
                 } else {
-                    fixed
+                    label
                 };
-                if crate::eda::grid_heatmap(&cells, &key, &fixed, b, &plots, &stem).is_ok() {
+                let mut stem = format!("grid_{}_{}", e.name, key.replace(['.', '/'], "_"));
+                if several {
+                    stem.push('_');
+                    stem.push_str(
+                        &fixed
+                            .chars()
+                            .map(|c| {
+                                if c.is_ascii_alphanumeric() || c == '.' {
+                                    c
+                                } else {
+                                    '_'
+                                }
+                            })
+                            .collect::<String>(),
+                    );
+                }
+                if crate::eda::grid_heatmap(&cells, &key, &fixed, mark, &plots, &stem).is_ok() {
                     any = true;
                 }
             }

@@ -499,3 +499,42 @@ fn train_als_with_a_tracking_uri_logs_one_run_with_its_model_and_an_unreachable_
     assert_eq!(top, want);
 }
 
+#[test]
+fn a_third_searched_axis_gets_one_heatmap_per_value() {
+    let d = Dir::new();
+    d.generate(300, 120, 4000, 5);
+    d.write(
+        "s.toml",
+        r#"
+[experiment]
+name = "heat"
+[data]
+input = "r.json.gz"
+min_interactions = 5
+[split]
+validation_fraction = 0.1
+[eval]
+select = "ndcg_at_10"
+[[models]]
+name = "imp"
+family = "als"
+implicit = true
+max_iter = 2
+[models.grid]
+rank = [2, 4]
+reg = [0.1, 0.5]
+alpha = [1.0, 10.0]
+"#,
+    );
+    let out = d.run(&["run", "s.toml", "--json"]).ok().json();
+    let parent = out["parent_run_id"].as_str().unwrap();
+    let plots = std::fs::read_dir(d.join("mlruns"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join(parent).join("artifacts/plots"))
+        .find(|p| p.is_dir())
+        .expect("the parent's plots");
+    for alpha in ["1.0", "10.0"] {
+        let name = format!("grid_imp_val_ndcg_at_10_alpha_{alpha}.png");
+        assert!(plots.join(&name).is_file(), "{name} in {}", plots.display());
+    }
+}
