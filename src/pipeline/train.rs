@@ -1293,6 +1293,45 @@ mod tests {
         assert_eq!(f.model.predict(0, 0), Some(2.0));
     }
 
+    /// An observer as slow as logging each iteration to a distant tracking server.
+    struct SlowLogging(std::time::Duration);
+
+    impl crate::pipeline::observer::Observer for SlowLogging {
+        fn iteration(&mut self, _: &Entry, _: Role, _: &crate::pipeline::observer::Step<'_>) {
+            std::thread::sleep(self.0);
+        }
+    }
+
+    #[test]
+    fn fit_seconds_leave_out_the_time_observers_spend_logging() {
+        let (s, entry) = settings(None);
+        let cand = Candidate {
+            entry: 0,
+            index: 0,
+            config: Config::new(),
+            point: Config::new(),
+            plans: Vec::new(),
+        };
+        let train = Interactions::from_rows(&[(0, 0, 4.0), (1, 1, 3.0)], 2, 2);
+        let by_user = train.by_user();
+        let t0 = Instant::now();
+        let f = fit_watched(
+            &s,
+            &entry,
+            &cand,
+            &Scripted(vec![1.0; 5]),
+            Role::Trial,
+            &train,
+            Some((&by_user, &train, Split::Val)),
+            &mut SlowLogging(std::time::Duration::from_millis(60)),
+        )
+        .unwrap();
+        let wall = t0.elapsed().as_secs_f64();
+        // Five iterations of 60 ms logging: the wall clock has them, fit_seconds must not.
+        assert!(wall >= 0.3, "{wall}");
+        assert!(f.fit_seconds < 0.1, "fit_seconds {} of {wall} s", f.fit_seconds);
+    }
+
     #[test]
     fn without_early_stopping_the_last_iteration_is_kept() {
         let f = watched(None, vec![1.0, 0.8, 0.9]);
