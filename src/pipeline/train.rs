@@ -1329,7 +1329,11 @@ mod tests {
         let wall = t0.elapsed().as_secs_f64();
         // Five iterations of 60 ms logging: the wall clock has them, fit_seconds must not.
         assert!(wall >= 0.3, "{wall}");
-        assert!(f.fit_seconds < 0.1, "fit_seconds {} of {wall} s", f.fit_seconds);
+        assert!(
+            f.fit_seconds < 0.1,
+            "fit_seconds {} of {wall} s",
+            f.fit_seconds
+        );
     }
 
     #[test]

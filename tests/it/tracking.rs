@@ -828,6 +828,45 @@ fn a_server_that_dies_mid_run_leaves_the_runs_spooled_exit_1_and_the_sync_comman
         metas >= 2,
         "the parent and its children are in ./mlruns ({metas})"
     );
+    // The winner's model was logged after the server went away: it is in the local copy, whole,
+    // and a sync takes it along with its run.
+    let models = |root: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(root)
+            .unwrap()
+            .flatten()
+            .flat_map(|e| {
+                std::fs::read_dir(e.path().join("models"))
+                    .into_iter()
+                    .flatten()
+            })
+            .flatten()
+            .map(|m| m.path())
+            .collect()
+    };
+    let local = models(&d.join("mlruns"));
+    assert_eq!(local.len(), 1, "{local:?}");
+    assert!(local[0].join("artifacts/data/metadata.json").is_file());
+    assert!(local[0].join("artifacts/MLmodel").is_file());
+    let synced = d
+        .run(&[
+            "sync",
+            "--from",
+            "file:./mlruns",
+            "--to",
+            "file:./copy",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(synced["models"], 1, "{synced}");
+    let copied = models(&d.join("copy"));
+    assert_eq!(copied.len(), 1, "{copied:?}");
+    let mlmodel = std::fs::read_to_string(copied[0].join("artifacts/MLmodel")).unwrap();
+    let id = copied[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        mlmodel.contains(&format!("model_id: {id}")),
+        "a new identity: {mlmodel}"
+    );
 }
 
 #[test]
