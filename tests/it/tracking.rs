@@ -695,18 +695,31 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
             .args([
                 "-c",
                 "import sys, mlflow; c = mlflow.MlflowClient(sys.argv[1]); \
+                 mlflow.set_tracking_uri(sys.argv[1]); \
                  v = c.get_model_version_by_alias('it-model', 'champion'); \
                  t = c.get_model_version('it-model', sys.argv[2]).tags; \
-                 print(v.version, '|', t.get('recflow.champion_decision', ''))",
+                 i = mlflow.models.get_model_info(f'models:/it-model/{v.version}'); \
+                 s = [c.name for c in i.signature.inputs.inputs] if i.signature else []; \
+                 print(v.version, '|', t.get('recflow.champion_decision', ''), '|', \
+                       c.get_model_version('it-model', v.version).source, '|', ','.join(s))",
                 &server.uri,
                 tie["version"].as_str().unwrap(),
             ])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        let (alias, tag) = text.trim().split_once(" | ").unwrap_or(("", ""));
-        assert_eq!(alias, forced["version"].as_str().unwrap(), "{text}");
-        assert!(tag.contains("does not beat"), "{text}");
+        let parts: Vec<&str> = text.trim().split(" | ").collect();
+        assert_eq!(
+            parts.len(),
+            4,
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(parts[0], forced["version"].as_str().unwrap(), "{text}");
+        assert!(parts[1].contains("does not beat"), "{text}");
+        // A version is the LoggedModel, with its signature (the registry page's inputs).
+        assert!(parts[2].starts_with("models:/m-"), "{text}");
+        assert_eq!(parts[3], "user_id,k,item_id", "{text}");
     }
 }
 
