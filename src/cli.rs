@@ -241,7 +241,9 @@ pub struct EtlArgs {
     /// Keep only users and items with at least N ratings [default: MIN_INTERACTIONS, else 5].
     #[arg(long, value_name = "N")]
     pub min_interactions: Option<usize>,
-    /// Ratings kept, inclusive: `1..5` (default), `0.5..5`, `1..inf` for counts.
+    /// Ratings kept, inclusive: `1..5`, `0.5..5`, `0..inf` for counts [default: inferred: a
+    /// star scale when every rating is on a 0.5 grid within 0..10 (its min..max), counts when
+    /// they are non-negative integers].
     #[arg(long, value_name = "MIN..MAX")]
     pub rating_range: Option<crate::data::etl::RatingRange>,
     /// Fail on the first malformed line instead of skipping and counting it.

@@ -19,7 +19,7 @@
 //!     columns: ColumnSpec::default(),
 //!     has_header: None,
 //!     min_interactions: 5,
-//!     rating_range: RatingRange::default(),
+//!     rating_range: Some(RatingRange::default()),
 //!     strict: false,
 //!     max_line_bytes: recflow::data::read::DEFAULT_MAX_LINE_BYTES,
 //!     output: "data/processed".into(),

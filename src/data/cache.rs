@@ -59,7 +59,7 @@ pub fn fingerprint(input_sha256: &str, etl: &EtlSettings) -> String {
     h.update(input_sha256.as_bytes());
     let mut settings = serde_json::json!({
         "format": etl.format, "columns": etl.columns, "has_header": etl.has_header,
-        "min_interactions": etl.min_interactions, "rating_range": etl.rating_range.to_string(), "strict": etl.strict,
+        "min_interactions": etl.min_interactions, "rating_range": etl.rating_range.map_or_else(|| "inferred".to_string(), |r| r.to_string()), "strict": etl.strict,
     });
     // Only a changed limit enters the key, so caches made before the setting existed still match.
     if etl.max_line_bytes != crate::data::read::DEFAULT_MAX_LINE_BYTES {

@@ -81,7 +81,8 @@ pub struct EtlSettings {
     pub columns: ColumnSpec,
     pub has_header: Option<bool>,
     pub min_interactions: usize,
-    pub rating_range: RatingRange,
+    /// Ratings kept; `None` infers the range from the data ([`infer_rating_range`]).
+    pub rating_range: Option<RatingRange>,
     pub strict: bool,
     /// Longer lines are skipped and counted (an error with `strict`).
     pub max_line_bytes: usize,
@@ -100,6 +101,8 @@ pub enum EtlError {
     },
     #[error("the {n}-core filter removed every rating ({before} ratings before it)")]
     KCoreEmpty { n: usize, before: usize },
+    #[error("cannot tell the rating scale of `{}`: {reason}", path.display())]
+    RatingScale { path: PathBuf, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot hash `{}`", path.display())]
@@ -120,10 +123,58 @@ impl EtlError {
             Self::NothingAfterCleaning { .. } => Some(
                 "check `--rating-range` and `--columns`; the summary of drops above says which rule removed the rows".into(),
             ),
+            Self::RatingScale { .. } => Some(
+                "set the range: `--rating-range 1..5` (or `data.rating_range` in a spec); \
+                 `0..inf` for counts"
+                    .into(),
+            ),
             Self::Store(e) => e.hint(),
             _ => None,
         }
     }
+}
+
+/// The rating range of data that did not set one (DECISIONS.md): values on a 0.5 grid within
+/// 0..10 are a star scale (its observed min..max: `1..5`, `0.5..5`, `1..10`); otherwise
+/// non-negative integers are counts (`0..inf`); anything else cannot be told. Returns the range
+/// and why.
+pub fn infer_rating_range(ratings: &[f32]) -> Result<(RatingRange, String), String> {
+    let finite = ratings.iter().copied().filter(|r| r.is_finite());
+    let (min, max) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), r| {
+        (a.min(r), b.max(r))
+    });
+    if min > max {
+        return Err("it has no ratings".into());
+    }
+    let on = |step: f32| {
+        ratings
+            .iter()
+            .all(|r| !r.is_finite() || (r / step).fract() == 0.0)
+    };
+    if min >= 0.0 && max <= 10.0 && on(0.5) {
+        let range = RatingRange {
+            min: f64::from(min),
+            max: f64::from(max),
+        };
+        let why =
+            format!("inferred: every rating is on a 0.5 grid within 0..10, a star scale {range}");
+        return Ok((range, why));
+    }
+    if min >= 0.0 && on(1.0) {
+        let range = RatingRange {
+            min: 0.0,
+            max: f64::INFINITY,
+        };
+        return Ok((
+            range,
+            format!(
+                "inferred: every rating is a non-negative integer (up to {max}), counts {range}"
+            ),
+        ));
+    }
+    Err(format!(
+        "ratings run from {min} to {max} and are neither a star scale (0.5 steps within 0..10) nor counts (non-negative integers)"
+    ))
 }
 
 /// What `etl_summary.json` records.
@@ -135,6 +186,9 @@ pub struct EtlSummary {
     pub rows_after_cleaning: u64,
     pub min_interactions: usize,
     pub rating_range: String,
+    /// Whether the range was set or inferred, and from what.
+    #[serde(default)]
+    pub rating_range_rule: String,
     pub kcore_rounds: usize,
     pub kcore_removed: u64,
     pub users: usize,
@@ -221,7 +275,20 @@ pub fn run_etl_hashed(
             source,
         })?;
 
-    let cleaned = clean(raw, s.rating_range);
+    let (range, rule) = match s.rating_range {
+        Some(r) => (r, "set".to_string()),
+        // Nothing to infer from: the cleaning below reports why no rating is left.
+        None if !raw.rating.iter().any(|r| r.is_finite()) => (
+            RatingRange::default(),
+            "no ratings to infer a range from".to_string(),
+        ),
+        None => infer_rating_range(&raw.rating).map_err(|reason| EtlError::RatingScale {
+            path: s.input.clone(),
+            reason,
+        })?,
+    };
+    tracing::info!("rating range {range} ({rule})");
+    let cleaned = clean(raw, range);
     tracing::debug!("cleaned at {:.3}s", t0.elapsed().as_secs_f64());
     let rows_after_cleaning = cleaned.keep.len() as u64;
     if cleaned.keep.is_empty() {
@@ -278,7 +345,8 @@ pub fn run_etl_hashed(
         drops,
         rows_after_cleaning,
         min_interactions: s.min_interactions,
-        rating_range: s.rating_range.to_string(),
+        rating_range: range.to_string(),
+        rating_range_rule: rule,
         kcore_rounds: rounds,
         kcore_removed,
         users,
@@ -565,6 +633,23 @@ fn popularity_table(item: &[i32], rating: &[f32], n_items: usize) -> Vec<(i32, i
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_unset_rating_range_is_inferred_by_the_star_scale_then_counts_rule() {
+        let star = |v: &[f32]| infer_rating_range(v).unwrap().0.to_string();
+        assert_eq!(star(&[1.0, 5.0, 3.0]), "1..5");
+        // Half stars are a star scale, so 0.5 is kept instead of dropped.
+        assert_eq!(star(&[0.5, 4.5, 5.0]), "0.5..5");
+        assert_eq!(star(&[1.0, 10.0]), "1..10");
+        // Integers beyond 10 are counts.
+        assert_eq!(star(&[0.0, 3.0, 250.0]), "0..inf");
+        let (_, why) = infer_rating_range(&[0.0, 3.0, 250.0]).unwrap();
+        assert!(why.contains("counts"), "{why}");
+        // Neither: negative or fractional values ask for the range.
+        for bad in [&[-1.0f32, 2.0][..], &[0.3, 4.0], &[1.5, 12.5], &[]] {
+            assert!(infer_rating_range(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn rating_range_parses_bounds_and_infinity() {

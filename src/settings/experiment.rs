@@ -428,11 +428,12 @@ pub fn resolve_run(
         Some(n) => n,
         None => env.min_interactions.clone()?.value,
     };
-    let rating_range: RatingRange = match &d.rating_range {
-        Some(r) => r
-            .parse()
-            .map_err(|e: String| src.error(&["data", "rating_range"], e, None))?,
-        None => RatingRange::default(),
+    let rating_range: Option<RatingRange> = match &d.rating_range {
+        Some(r) => Some(
+            r.parse()
+                .map_err(|e: String| src.error(&["data", "rating_range"], e, None))?,
+        ),
+        None => None,
     };
     let etl = EtlSettings {
         input,
@@ -681,7 +682,11 @@ fn parent_params(
     put("data.input", etl.input.display().to_string());
     put("data.format", etl.format.to_string());
     put("data.min_interactions", etl.min_interactions.to_string());
-    put("data.rating_range", etl.rating_range.to_string());
+    put(
+        "data.rating_range",
+        etl.rating_range
+            .map_or_else(|| "inferred".to_string(), |r| r.to_string()),
+    );
     put(
         "data.sample_fraction",
         ParamValue::Float(p.sample_fraction).to_string(),

@@ -19,7 +19,7 @@ pub use env::{Env, LogLevel, Source};
 pub use experiment::{resolve_run, RunSettings};
 
 use crate::cli::{DataArgs, EtlArgs, EvalArgs, ModelArgs, SplitArgs, TrainAlsArgs, TrainArgs};
-use crate::data::etl::{EtlSettings, RatingRange};
+use crate::data::etl::EtlSettings;
 use crate::data::format::InputFormat;
 use crate::data::split::{SplitParams, SplitStrategy};
 use crate::data::store;
@@ -103,7 +103,7 @@ fn etl_settings(
         columns: Default::default(),
         has_header: None,
         min_interactions,
-        rating_range: RatingRange::default(),
+        rating_range: None,
         strict: false,
         max_line_bytes: crate::data::read::DEFAULT_MAX_LINE_BYTES,
         output,
@@ -120,7 +120,7 @@ pub fn resolve_etl(a: &EtlArgs, env: &Env) -> Result<EtlCommand, SettingsError> 
     )?;
     etl.columns = a.columns.clone().unwrap_or_default();
     etl.has_header = a.has_header();
-    etl.rating_range = a.rating_range.unwrap_or_default();
+    etl.rating_range = a.rating_range;
     etl.strict = a.strict;
     if let Some(n) = a.max_line_bytes {
         etl.max_line_bytes = usize::try_from(n).unwrap_or(usize::MAX);

@@ -123,10 +123,69 @@ fn counts_pass_with_a_wider_rating_range() {
     )
     .ok();
     assert_eq!(d.json("out/etl_summary.json")["ratings"], 3);
-    etl(&d, "plays.csv", &["--min-interactions", "1"]).ok();
+    // A set range drops what falls outside it, counted.
+    etl(
+        &d,
+        "plays.csv",
+        &["--min-interactions", "1", "--rating-range", "1..5"],
+    )
+    .ok();
     assert_eq!(
         d.json("out/etl_summary.json")["drops"]["rating_out_of_range"],
         2
+    );
+}
+
+/// Rule (DECISIONS.md): without a set range, ratings on a 0.5 grid within 0..10 are a star scale
+/// (min..max), non-negative integers are counts, and anything else is an error asking for it.
+#[test]
+fn an_unset_rating_range_is_inferred_from_the_data_and_said_so() {
+    let d = Dir::new();
+    d.write(
+        "half.csv",
+        "user,item,rating
+a,x,0.5
+a,y,4.5
+b,x,5
+",
+    );
+    etl(&d, "half.csv", &["--min-interactions", "1"]).ok();
+    let s = d.json("out/etl_summary.json");
+    assert_eq!(s["ratings"], 3, "half stars are kept: {s}");
+    assert_eq!(s["rating_range"], "0.5..5");
+    assert!(
+        s["rating_range_rule"]
+            .as_str()
+            .unwrap()
+            .contains("star scale"),
+        "{s}"
+    );
+    d.write(
+        "plays.csv",
+        "user,item,rating
+a,x,17
+a,y,3
+b,x,250
+",
+    );
+    etl(&d, "plays.csv", &["--min-interactions", "1"]).ok();
+    let s = d.json("out/etl_summary.json");
+    assert_eq!(
+        (s["ratings"].as_u64(), s["rating_range"].as_str()),
+        (Some(3), Some("0..inf"))
+    );
+    d.write(
+        "odd.csv",
+        "user,item,rating
+a,x,-1.25
+a,y,4
+",
+    );
+    let bad = etl(&d, "odd.csv", &["--min-interactions", "1"]).fails_with(1);
+    assert!(
+        bad.stderr.contains("odd.csv") && bad.stderr.contains("--rating-range"),
+        "{}",
+        bad.stderr
     );
 }
 
@@ -369,7 +428,12 @@ fn unwritable_output_is_reported_and_earlier_outputs_survive_failures() {
     let summary = std::fs::read(d.join("out/etl_summary.json")).unwrap();
     // A failing ETL into the same folder leaves it as it was.
     d.write("bad.csv", "user,item,rating\na,x,9\n");
-    etl(&d, "bad.csv", &["--min-interactions", "1"]).fails_with(1);
+    etl(
+        &d,
+        "bad.csv",
+        &["--min-interactions", "1", "--rating-range", "1..5"],
+    )
+    .fails_with(1);
     assert_eq!(
         before,
         std::fs::read(d.join("out/interactions.parquet")).unwrap()
