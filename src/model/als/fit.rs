@@ -38,6 +38,11 @@ pub fn fit(
         check_inputs(train, validation)?;
         return super::gibbs::fit(params, train, validation, on_iter);
     }
+    if params.transforms_ratings() {
+        check_inputs(train, validation)?;
+        let weighted = super::weighting::implicit_values(params, train);
+        return fit_in::<Acc>(params, &weighted, validation, on_iter);
+    }
     fit_in::<Acc>(params, train, validation, on_iter)
 }
 
@@ -68,6 +73,8 @@ struct Setup<T> {
     implicit: bool,
     alpha: T,
     reg: T,
+    /// Regularization of the bias column (the last one), when learned.
+    reg_bias: T,
     scaling: RegScaling,
     solver: Solver,
     cg_steps: usize,
@@ -85,6 +92,7 @@ impl<T: Real> Setup<T> {
             implicit: params.implicit(),
             alpha: T::of_f64(params.alpha()),
             reg: T::of_f64(params.reg()),
+            reg_bias: T::of_f64(params.reg_bias()),
             scaling: params.reg_scaling(),
             solver: params.solver(),
             cg_steps: params.cg_steps(),
@@ -94,9 +102,27 @@ impl<T: Real> Setup<T> {
 
     /// Regularization weight of a row with `count` ratings (positive ones, for implicit).
     fn lambda(&self, count: usize) -> T {
+        self.scaled(self.reg, count)
+    }
+
+    /// The same for the bias column (equal to [`Self::lambda`] unless `reg_bias` is set).
+    fn lambda_bias(&self, count: usize) -> T {
+        self.scaled(self.reg_bias, count)
+    }
+
+    fn scaled(&self, reg: T, count: usize) -> T {
         match self.scaling {
-            RegScaling::Count => self.reg * T::of_f64(count as f64),
-            RegScaling::None => self.reg,
+            RegScaling::Count => reg * T::of_f64(count as f64),
+            RegScaling::None => reg,
+        }
+    }
+
+    /// The diagonal regularization of column `c` of a stored row.
+    fn lambda_at(&self, c: usize, lambda: T, lambda_bias: T) -> T {
+        if self.biases && c == self.rank {
+            lambda_bias
+        } else {
+            lambda
         }
     }
 
@@ -496,9 +522,11 @@ fn solve_row<T: Real>(
         }
     }
     let lambda = setup.lambda(count);
+    let lambda_bias = setup.lambda_bias(count);
     let w = &ws.w[..n * k];
     if cholesky {
-        if n < k && lambda.as_f64() > 0.0 {
+        let positive = lambda.as_f64() > 0.0 && (!setup.biases || lambda_bias.as_f64() > 0.0);
+        if n < k && positive {
             let Workspace {
                 w,
                 b,
@@ -519,7 +547,8 @@ fn solve_row<T: Real>(
                 x,
             };
             let eigenvalues = fixed.eigenvalues.as_deref();
-            return solve_dual(w, n, k, b, eigenvalues, lambda, dual, z);
+            let diag = |c: usize| setup.lambda_at(c, lambda, lambda_bias).as_f64();
+            return solve_dual(w, n, k, b, eigenvalues, &diag, dual, z);
         }
         let a = &mut ws.a[..];
         let beta = match &fixed.eigenvalues {
@@ -543,9 +572,8 @@ fn solve_row<T: Real>(
         for (d, &s) in b64.iter_mut().zip(b.iter()) {
             *d = s.as_f64();
         }
-        let lambda = lambda.as_f64();
         for i in 0..k {
-            a64[i * k + i] += lambda;
+            a64[i * k + i] += setup.lambda_at(i, lambda, lambda_bias).as_f64();
         }
 
         linalg::cholesky_solve(a64, b64)?;
@@ -579,6 +607,10 @@ fn solve_row<T: Real>(
             None => out.fill(T::zero()),
         }
         linalg::axpy(lambda, v, out);
+        if setup.biases && lambda_bias != lambda {
+            let c = setup.rank;
+            out[c] += (lambda_bias - lambda) * v[c];
+        }
         if n < k {
             // A handful of neighbours: row by row, without a BLAS call per product.
             for ((row, ti), &di) in w.chunks_exact(k).zip(tmp.iter_mut()).zip(d) {
@@ -640,7 +672,7 @@ struct Dual<'a, T> {
 }
 
 /// Solves `(D + WᵀW) x = b` for a row with fewer neighbours `n` than columns `k`, where `D` is
-/// diagonal and positive (`λI`, plus the Gram eigenvalues for implicit), through the `n × n`
+/// diagonal and positive (`λ` per column, plus the Gram eigenvalues for implicit), through the `n × n`
 /// dual system (push-through identity): with `U = W D^-1/2` and `β = D^-1/2 b`,
 /// `x = D^-1/2 (β - Uᵀ γ)` where `(I + UUᵀ) γ = U β`. The same solution as the `k × k`
 /// factorization for `n² k + n³/3` instead of `n k² + k³/3` operations. `I + UUᵀ` has every
@@ -653,11 +685,10 @@ fn solve_dual<T: Real>(
     k: usize,
     b: &[T],
     eigenvalues: Option<&[T]>,
-    lambda: T,
+    lambda: &dyn Fn(usize) -> f64,
     buf: Dual<'_, T>,
     mut z: ArrayViewMut1<'_, f32>,
 ) -> Result<(), LinalgError> {
-    let lambda = lambda.as_f64();
     let (u, m, m64, gamma) = (
         &mut w[..n * k],
         &mut buf.m[..n * n],
@@ -666,7 +697,7 @@ fn solve_dual<T: Real>(
     );
     let (scale, beta, x) = (&mut buf.scale[..k], &mut buf.beta[..k], &mut buf.x[..k]);
     for (i, s) in scale.iter_mut().enumerate() {
-        let d = lambda + eigenvalues.map_or(0.0, |v| v[i].as_f64());
+        let d = lambda(i) + eigenvalues.map_or(0.0, |v| v[i].as_f64());
         *s = T::of_f64(1.0 / d.sqrt());
     }
     for urow in u.chunks_exact_mut(k) {
@@ -753,8 +784,12 @@ fn objective<T: Real>(
     };
     let reg_term = |m: &Array2<f32>, rows: &Csr, r: usize| -> f64 {
         let count = rows.row(r).1.iter().filter(|&&v| setup.counts(v)).count();
-        let norm2: f64 = m.row(r).iter().map(|&v| v as f64 * v as f64).sum();
-        setup.lambda(count).as_f64() * norm2
+        let (lambda, lambda_bias) = (setup.lambda(count), setup.lambda_bias(count));
+        m.row(r)
+            .iter()
+            .enumerate()
+            .map(|(c, &v)| setup.lambda_at(c, lambda, lambda_bias).as_f64() * (v as f64).powi(2))
+            .sum::<f64>()
     };
     let per_user: Vec<f64> = (0..by_user.n_rows)
         .into_par_iter()
@@ -966,12 +1001,17 @@ mod tests {
                 }
             }
         }
-        let lambda = match params.reg_scaling() {
-            RegScaling::Count => params.reg() * count as f64,
-            RegScaling::None => params.reg(),
+        let scale = match params.reg_scaling() {
+            RegScaling::Count => count as f64,
+            RegScaling::None => 1.0,
         };
         for (p, row) in a.iter_mut().enumerate() {
-            row[p] += lambda;
+            let reg = if biases && p == rank {
+                params.reg_bias()
+            } else {
+                params.reg()
+            };
+            row[p] += reg * scale;
         }
         solve_dense(a, b)
     }
@@ -1021,6 +1061,79 @@ mod tests {
             let (_, rel) = half_step_error::<Acc>(&params);
             assert!(rel < 1e-5, "{rel} ({params:?})");
         }
+    }
+
+    #[test]
+    fn a_separate_bias_reg_enters_the_normal_equations_of_the_bias_column() {
+        check_half_step_matches_reference(
+            AlsParams::new().biases(true).reg(0.5).reg_bias(Some(0.01)),
+        );
+        check_half_step_matches_reference(
+            AlsParams::new()
+                .biases(true)
+                .reg(0.02)
+                .reg_bias(Some(2.0))
+                .reg_scaling(RegScaling::None),
+        );
+    }
+
+    #[test]
+    fn heavily_shrunk_factors_keep_their_biases_with_a_small_bias_reg() {
+        // Item j's ratings sit around 1 + j / 2: biases alone explain them.
+        let mut triples = Vec::new();
+        for u in 0..30u32 {
+            for j in 0..8u32 {
+                if (u + j) % 3 != 0 {
+                    triples.push((u, j, 1.0 + j as f32 / 2.0 + 0.1 * ((u % 3) as f32 - 1.0)));
+                }
+            }
+        }
+        let train = interactions(&triples, 30, 8);
+        let base = AlsParams::new().biases(true).rank(2).reg(50.0).max_iter(15);
+        let fit = |p: AlsParams| quiet(&p.check().unwrap(), &train).unwrap();
+        let spread = |m: &AlsModel| {
+            let b = &m.item_bias;
+            b.iter().cloned().fold(f32::MIN, f32::max) - b.iter().cloned().fold(f32::MAX, f32::min)
+        };
+        let shared = fit(base.clone());
+        let apart = fit(base.reg_bias(Some(0.001)));
+        // True spread of the item biases: 3.5. One large reg flattens them too.
+        assert!(spread(&shared) < 1.0, "{}", spread(&shared));
+        assert!((spread(&apart) - 3.5).abs() < 0.2, "{}", spread(&apart));
+        assert!(apart.user_factors.iter().all(|v| v.abs() < 0.05));
+    }
+
+    #[test]
+    fn log_confidence_is_linear_confidence_on_log_counts() {
+        let counts = random_table(9, 12, 15, 0.3);
+        let mut logged = counts.clone();
+        for r in &mut logged.rating {
+            *r = (1.0 + (*r * 40.0) / 4.0).ln();
+        }
+        let mut counts = counts;
+        for r in &mut counts.rating {
+            *r *= 40.0;
+        }
+        let base = AlsParams::new().implicit(true).rank(3).max_iter(3);
+        let transformed = quiet(
+            &base
+                .clone()
+                .confidence(crate::model::als::Confidence::Log)
+                .epsilon(4.0)
+                .check()
+                .unwrap(),
+            &counts,
+        )
+        .unwrap();
+        let by_hand = quiet(&base.clone().check().unwrap(), &logged).unwrap();
+        let linear = quiet(&base.check().unwrap(), &counts).unwrap();
+        let diff = |a: &AlsModel, b: &AlsModel| {
+            (&a.user_factors - &b.user_factors)
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()))
+        };
+        assert!(diff(&transformed, &by_hand) < 1e-4);
+        assert!(diff(&transformed, &linear) > 1e-3);
     }
 
     #[test]

@@ -14,9 +14,12 @@ mod fit;
 mod gibbs;
 pub mod linalg;
 mod params;
+mod weighting;
 
 pub use fit::fit;
-pub use params::{AlsParams, AlsParamsError, RegScaling, Solver, ValidAlsParams};
+pub use params::{
+    AlsParams, AlsParamsError, Confidence, RegScaling, Solver, ValidAlsParams, Weighting,
+};
 
 use ndarray::{concatenate, Array1, Array2, Axis};
 use thiserror::Error;

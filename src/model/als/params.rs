@@ -50,6 +50,34 @@ crate::named_enum! {
     }
 }
 
+crate::named_enum! {
+    /// How an implicit rating (a count) becomes a confidence, after [`Weighting`].
+    #[derive(Default)]
+    pub enum Confidence: "confidence" {
+        /// `1 + alpha * r` (Hu, Koren and Volinsky's first form; Spark MLlib).
+        #[default]
+        Linear = "linear",
+        /// `1 + alpha * ln(1 + r / epsilon)` (Hu, Koren and Volinsky's log form): a play count
+        /// of 10,000 no longer outweighs everything else a user did.
+        Log = "log",
+    }
+}
+
+crate::named_enum! {
+    /// A weighting of the implicit ratings before the confidence is taken, as benfred/implicit
+    /// offers (`bm25_weight`, `tfidf_weight`): items are the documents and users the terms.
+    #[derive(Default)]
+    pub enum Weighting: "weighting" {
+        #[default]
+        None = "none",
+        /// `r (K1 + 1) / (K1 * norm_i + r) * idf_u`, with `norm_i = 1 - B + B * len_i / mean len`
+        /// (an item's summed ratings) and `idf_u = ln(n_items / (1 + n_u))`.
+        Bm25 = "bm25",
+        /// `sqrt(r) * idf_u`.
+        Tfidf = "tfidf",
+    }
+}
+
 /// A hyper-parameter that breaks a rule.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum AlsParamsError {
@@ -73,6 +101,18 @@ pub enum AlsParamsError {
     ZeroSamples,
     #[error("rated_sets needs the gibbs solver")]
     RatedSetsWithoutGibbs,
+    #[error("`{0}` is used by implicit models only (`implicit = true`)")]
+    ImplicitOnly(&'static str),
+    #[error("epsilon must be a finite number > 0, got `{0}`")]
+    InvalidEpsilon(f64),
+    #[error("bm25_k1 must be a finite number >= 0, got `{0}`")]
+    InvalidBm25K1(f64),
+    #[error("bm25_b must be between 0 and 1, got `{0}`")]
+    InvalidBm25B(f64),
+    #[error("reg_bias must be a finite number >= 0, got `{0}`")]
+    InvalidRegBias(f64),
+    #[error("reg_bias needs biases (`biases = true`) and a solver other than gibbs")]
+    RegBiasWithoutBiases,
 }
 
 /// Unchecked hyper-parameters. Defaults follow Spark MLlib: rank 10, reg 0.1, alpha 1.0,
@@ -103,6 +143,19 @@ pub struct AlsParams {
     /// Gibbs: add each user's set of rated items and each item's set of raters as features
     /// (SVD++'s implicit feedback, on both sides).
     rated_sets: bool,
+    /// Implicit: how a (weighted) rating becomes a confidence.
+    confidence: Confidence,
+    /// Implicit, `confidence = log`: the count at which the log form bends.
+    epsilon: f64,
+    /// Implicit: BM25 or TF-IDF weighting of the ratings first.
+    weighting: Weighting,
+    bm25_k1: f64,
+    bm25_b: f64,
+    /// Regularization of the biases when it should differ from the factors' `reg` (same
+    /// scaling). Sparse data want shrunk factors and barely shrunk biases; one `reg` for both
+    /// makes selection choose a biases-only model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reg_bias: Option<f64>,
 }
 
 impl Default for AlsParams {
@@ -122,6 +175,13 @@ impl Default for AlsParams {
             burn_in: None,
             samples: 50,
             rated_sets: false,
+            confidence: Confidence::Linear,
+            epsilon: 1.0,
+            weighting: Weighting::None,
+            // benfred/implicit's `bm25_weight` defaults, tuned there on Last.fm play counts.
+            bm25_k1: 100.0,
+            bm25_b: 0.8,
+            reg_bias: None,
         }
     }
 }
@@ -189,6 +249,33 @@ impl AlsParams {
         self
     }
 
+    pub fn confidence(mut self, confidence: Confidence) -> Self {
+        self.confidence = confidence;
+        self
+    }
+
+    pub fn epsilon(mut self, epsilon: f64) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+
+    pub fn weighting(mut self, weighting: Weighting) -> Self {
+        self.weighting = weighting;
+        self
+    }
+
+    pub fn bm25(mut self, k1: f64, b: f64) -> Self {
+        self.bm25_k1 = k1;
+        self.bm25_b = b;
+        self
+    }
+
+    /// Regularization of the biases; `None` uses `reg`.
+    pub fn reg_bias(mut self, reg_bias: Option<f64>) -> Self {
+        self.reg_bias = reg_bias;
+        self
+    }
+
     /// Checks every rule without consuming the parameters.
     pub fn check_ref(&self) -> Result<(), AlsParamsError> {
         if self.rank == 0 {
@@ -224,6 +311,31 @@ impl AlsParams {
             }
         } else if self.rated_sets {
             return Err(AlsParamsError::RatedSetsWithoutGibbs);
+        }
+        if !self.implicit {
+            if self.confidence != Confidence::Linear {
+                return Err(AlsParamsError::ImplicitOnly("confidence"));
+            }
+            if self.weighting != Weighting::None {
+                return Err(AlsParamsError::ImplicitOnly("weighting"));
+            }
+        }
+        if !self.epsilon.is_finite() || self.epsilon <= 0.0 {
+            return Err(AlsParamsError::InvalidEpsilon(self.epsilon));
+        }
+        if !self.bm25_k1.is_finite() || self.bm25_k1 < 0.0 {
+            return Err(AlsParamsError::InvalidBm25K1(self.bm25_k1));
+        }
+        if !(0.0..=1.0).contains(&self.bm25_b) {
+            return Err(AlsParamsError::InvalidBm25B(self.bm25_b));
+        }
+        if let Some(r) = self.reg_bias {
+            if !r.is_finite() || r < 0.0 {
+                return Err(AlsParamsError::InvalidRegBias(r));
+            }
+            if !self.biases || self.solver == Solver::Gibbs {
+                return Err(AlsParamsError::RegBiasWithoutBiases);
+            }
         }
         Ok(())
     }
@@ -328,6 +440,34 @@ impl ValidAlsParams {
     }
     pub fn rated_sets(&self) -> bool {
         self.0.rated_sets
+    }
+    pub fn confidence(&self) -> Confidence {
+        self.0.confidence
+    }
+    pub fn epsilon(&self) -> f64 {
+        self.0.epsilon
+    }
+    pub fn weighting(&self) -> Weighting {
+        self.0.weighting
+    }
+    pub fn bm25_k1(&self) -> f64 {
+        self.0.bm25_k1
+    }
+    pub fn bm25_b(&self) -> f64 {
+        self.0.bm25_b
+    }
+    /// The biases' regularization: `reg_bias` when given, else `reg`.
+    pub fn reg_bias(&self) -> f64 {
+        self.0.reg_bias.unwrap_or(self.0.reg)
+    }
+    /// Whether the biases are regularized apart from the factors.
+    pub fn has_reg_bias(&self) -> bool {
+        self.0.reg_bias.is_some()
+    }
+    /// Whether the implicit ratings are transformed before fitting.
+    pub fn transforms_ratings(&self) -> bool {
+        self.0.implicit
+            && (self.0.confidence != Confidence::Linear || self.0.weighting != Weighting::None)
     }
 }
 
@@ -441,6 +581,83 @@ mod tests {
         );
         let p = gibbs().max_iter(200).check().unwrap();
         assert_eq!((p.burn_in(), p.samples()), (40, 50));
+    }
+
+    #[test]
+    fn confidence_and_weighting_are_for_implicit_models_only() {
+        assert_eq!(
+            AlsParams::new().confidence(Confidence::Log).check(),
+            Err(AlsParamsError::ImplicitOnly("confidence"))
+        );
+        assert_eq!(
+            AlsParams::new().weighting(Weighting::Bm25).check(),
+            Err(AlsParamsError::ImplicitOnly("weighting"))
+        );
+        let p = AlsParams::new()
+            .implicit(true)
+            .confidence(Confidence::Log)
+            .weighting(Weighting::Tfidf)
+            .check()
+            .unwrap();
+        assert!(p.transforms_ratings());
+        assert!(!AlsParams::new()
+            .implicit(true)
+            .check()
+            .unwrap()
+            .transforms_ratings());
+    }
+
+    #[test]
+    fn epsilon_and_bm25_settings_are_range_checked() {
+        let i = || AlsParams::new().implicit(true);
+        assert_eq!(
+            i().epsilon(0.0).check(),
+            Err(AlsParamsError::InvalidEpsilon(0.0))
+        );
+        assert_eq!(
+            i().bm25(-1.0, 0.5).check(),
+            Err(AlsParamsError::InvalidBm25K1(-1.0))
+        );
+        assert_eq!(
+            i().bm25(1.2, 1.5).check(),
+            Err(AlsParamsError::InvalidBm25B(1.5))
+        );
+    }
+
+    #[test]
+    fn reg_bias_needs_biases_outside_gibbs_and_defaults_to_reg() {
+        let p = AlsParams::new().biases(true).reg(0.3).check().unwrap();
+        assert_eq!((p.reg_bias(), p.has_reg_bias()), (0.3, false));
+        let p = AlsParams::new()
+            .biases(true)
+            .reg_bias(Some(0.01))
+            .check()
+            .unwrap();
+        assert_eq!((p.reg_bias(), p.has_reg_bias()), (0.01, true));
+        assert_eq!(
+            AlsParams::new().reg_bias(Some(0.01)).check(),
+            Err(AlsParamsError::RegBiasWithoutBiases)
+        );
+        assert_eq!(
+            AlsParams::new().biases(true).reg_bias(Some(-1.0)).check(),
+            Err(AlsParamsError::InvalidRegBias(-1.0))
+        );
+        assert_eq!(
+            AlsParams::new()
+                .solver(Solver::Gibbs)
+                .biases(true)
+                .reg_bias(Some(0.1))
+                .check(),
+            Err(AlsParamsError::RegBiasWithoutBiases)
+        );
+    }
+
+    #[test]
+    fn saved_params_without_the_new_keys_load_with_their_defaults() {
+        let p: ValidAlsParams = serde_json::from_str(r#"{"rank": 8, "implicit": true}"#).unwrap();
+        assert_eq!(p.confidence(), Confidence::Linear);
+        assert_eq!(p.weighting(), Weighting::None);
+        assert!(!p.has_reg_bias());
     }
 
     #[test]
