@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::data::format::{ColumnSpec, InputFormat};
 use crate::data::split::SplitKind;
-use crate::model::als::{RegScaling, Solver};
+use crate::model::als::{Confidence, RegScaling, Solver, Weighting};
 use crate::model::family::FamilyName;
 use crate::names::Named;
 pub use crate::settings::env::LogLevel;
@@ -30,6 +30,8 @@ value_enums!(
     SplitKind,
     Solver,
     RegScaling,
+    Confidence,
+    Weighting,
     FamilyName,
     LogLevel
 );
@@ -386,6 +388,27 @@ pub struct ModelArgs {
     /// [default: count].
     #[arg(long, value_enum)]
     pub reg_scaling: Option<RegScaling>,
+    /// Regularization of the biases, apart from the factors' `--reg` (same scaling)
+    /// [default: the factors' reg].
+    #[arg(long, allow_negative_numbers = true)]
+    pub reg_bias: Option<f64>,
+    /// Implicit: confidence `linear` (1 + alpha * r) or `log` (1 + alpha * ln(1 + r / epsilon))
+    /// [default: linear].
+    #[arg(long, value_enum)]
+    pub confidence: Option<Confidence>,
+    /// Implicit, `--confidence log`: where the log bends [default: 1].
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// Implicit: weight the ratings first, `bm25` or `tfidf` as benfred/implicit does
+    /// [default: none].
+    #[arg(long, value_enum)]
+    pub weighting: Option<Weighting>,
+    /// `--weighting bm25`: K1 [default: 100].
+    #[arg(long)]
+    pub bm25_k1: Option<f64>,
+    /// `--weighting bm25`: B [default: 0.8].
+    #[arg(long)]
+    pub bm25_b: Option<f64>,
     /// Iterations (sweeps for `--solver gibbs`) [default: 10; 200 for gibbs].
     #[arg(long, alias = "max-iter")]
     pub maxiter: Option<usize>,

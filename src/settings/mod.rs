@@ -311,6 +311,24 @@ fn als_params(m: &ModelArgs) -> Config {
     if let Some(r) = m.reg_scaling {
         c.insert("reg_scaling".into(), r.to_string().as_str().into());
     }
+    if let Some(v) = m.reg_bias {
+        c.insert("reg_bias".into(), ParamValue::Float(v));
+    }
+    if let Some(v) = m.confidence {
+        c.insert("confidence".into(), v.to_string().as_str().into());
+    }
+    if let Some(v) = m.weighting {
+        c.insert("weighting".into(), v.to_string().as_str().into());
+    }
+    for (key, v) in [
+        ("epsilon", m.epsilon),
+        ("bm25_k1", m.bm25_k1),
+        ("bm25_b", m.bm25_b),
+    ] {
+        if let Some(v) = v {
+            c.insert(key.into(), ParamValue::Float(v));
+        }
+    }
     if let Some(v) = m.maxiter {
         c.insert("max_iter".into(), v.into());
     }

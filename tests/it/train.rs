@@ -372,3 +372,105 @@ fn spark_als_model_load_reads_the_saved_factors() {
     assert!(v["max_abs_diff"].as_f64().unwrap() < 1e-4, "{v}");
     assert_eq!(v["rank"], 6, "rank 4 plus the two folded bias columns");
 }
+
+/// Rule: an implicit model's confidence transform and weighting are settings of the run, recorded
+/// with the model, and change what is fitted.
+#[test]
+fn implicit_confidence_and_weighting_are_recorded_and_change_the_fit() {
+    let d = prepared();
+    let base = [
+        "train-als",
+        "--implicit",
+        "--rank",
+        "4",
+        "--maxiter",
+        "3",
+        "--json",
+    ];
+    let linear = d.run(&base).ok().json();
+    let mut args = base.to_vec();
+    args.extend_from_slice(&[
+        "--confidence",
+        "log",
+        "--epsilon",
+        "0.5",
+        "--weighting",
+        "bm25",
+    ]);
+    args.extend_from_slice(&["--bm25-k1", "50"]);
+    let weighted = d.run(&args).ok().json();
+    let meta = d.json("artifacts/model/metadata.json");
+    assert_eq!(meta["params"]["confidence"], "log");
+    assert_eq!(meta["params"]["epsilon"], 0.5);
+    assert_eq!(meta["params"]["weighting"], "bm25");
+    assert_eq!(meta["params"]["bm25_k1"], 50.0);
+    assert_eq!(meta["params"]["bm25_b"], 0.8);
+    let key = "test_ndcg_at_10";
+    let (a, b) = (
+        linear["winner"]["test"][key].as_f64().unwrap(),
+        weighted["winner"]["test"][key].as_f64().unwrap(),
+    );
+    assert!(
+        (a - b).abs() > 1e-9,
+        "the transform changed nothing: {a} vs {b}"
+    );
+    // Keys that would change nothing are refused, naming the key.
+    for (extra, msg) in [
+        (
+            &["--epsilon", "2"][..],
+            "`epsilon` is used by `confidence = \"log\"` only",
+        ),
+        (
+            &["--bm25-b", "0.5"][..],
+            "`bm25_k1` and `bm25_b` are used by",
+        ),
+    ] {
+        let mut all = base.to_vec();
+        all.extend_from_slice(extra);
+        let run = d.run(&all).fails_with(1);
+        assert!(run.stderr.contains(msg), "{extra:?}: {}", run.stderr);
+    }
+    let run = d
+        .run(&["train-als", "--confidence", "log", "--rank", "4"])
+        .fails_with(1);
+    assert!(
+        run.stderr.contains("used by implicit models only"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Rule: `reg_bias` regularises the biases apart from the factors and is recorded with the model.
+#[test]
+fn reg_bias_is_recorded_and_changes_the_fit() {
+    let d = prepared();
+    let base = [
+        "train-als",
+        "--rank",
+        "4",
+        "--maxiter",
+        "4",
+        "--reg",
+        "0.1",
+        "--json",
+    ];
+    let same = d.run(&base).ok().json();
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--reg-bias", "5"]);
+    let strong = d.run(&args).ok().json();
+    let meta = d.json("artifacts/model/metadata.json");
+    assert_eq!(meta["params"]["reg_bias"], 5.0);
+    let (a, b) = (
+        same["winner"]["test"]["test_rmse"].as_f64().unwrap(),
+        strong["winner"]["test"]["test_rmse"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() > 1e-6, "reg_bias changed nothing: {a} vs {b}");
+    let run = d
+        .run(&["train-als", "--no-biases", "--reg-bias", "1"])
+        .fails_with(1);
+    assert!(
+        run.stderr.contains("`reg_bias` needs biases"),
+        "{}",
+        run.stderr
+    );
+}

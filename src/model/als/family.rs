@@ -8,7 +8,7 @@ use std::path::Path;
 
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
 
-use super::{fit, AlsModel, AlsParams, RegScaling, Solver, ValidAlsParams};
+use super::{fit, AlsModel, AlsParams, Confidence, RegScaling, Solver, ValidAlsParams, Weighting};
 use crate::data::interactions::{Csr, Interactions};
 use crate::model::artifact::{self, ArtifactError};
 use crate::model::family::{
@@ -22,6 +22,12 @@ const FLOAT_GE0: ParamKind = ParamKind::Float {
     min: 0.0,
     max: f64::INFINITY,
     open_min: false,
+};
+
+const FLOAT_GT0: ParamKind = ParamKind::Float {
+    min: 0.0,
+    max: f64::INFINITY,
+    open_min: true,
 };
 
 /// ALS's parameters, as a spec entry and `--param` take them.
@@ -39,6 +45,12 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec { name: "burn_in", kind: ParamKind::Int { min: 0, max: MAX_ITER_LIMIT }, default: "a fifth of max_iter", help: "gibbs: sweeps discarded before samples are kept" },
     ParamSpec { name: "samples", kind: ParamKind::Int { min: 1, max: MAX_ITER_LIMIT }, default: "50", help: "gibbs: samples kept after burn-in" },
     ParamSpec { name: "rated_sets", kind: ParamKind::Bool, default: "false", help: "gibbs: each user's rated items and each item's raters as features (SVD++-style)" },
+    ParamSpec { name: "reg_bias", kind: FLOAT_GE0, default: "reg", help: "regularization of the biases, apart from the factors' reg (same scaling)" },
+    ParamSpec { name: "confidence", kind: ParamKind::Choice(&["linear", "log"]), default: "linear", help: "implicit: 1 + alpha * r, or 1 + alpha * ln(1 + r / epsilon)" },
+    ParamSpec { name: "epsilon", kind: FLOAT_GT0, default: "1.0", help: "implicit, confidence = \"log\": where the log bends" },
+    ParamSpec { name: "weighting", kind: ParamKind::Choice(&["none", "bm25", "tfidf"]), default: "none", help: "implicit: weight the ratings first (benfred/implicit's bm25_weight, tfidf_weight)" },
+    ParamSpec { name: "bm25_k1", kind: FLOAT_GE0, default: "100", help: "weighting = \"bm25\": K1" },
+    ParamSpec { name: "bm25_b", kind: ParamKind::Float { min: 0.0, max: 1.0, open_min: false }, default: "0.8", help: "weighting = \"bm25\": B" },
 ];
 
 /// Options every plan gets from the run, not from the configuration.
@@ -89,7 +101,16 @@ pub fn plan(config: &Config, options: &FitOptions) -> Result<AlsPlan, FamilyErro
         .burn_in(r.usize("burn_in")?)
         .samples(r.usize("samples")?)
         .rated_sets(r.bool("rated_sets")?.unwrap_or(false))
+        .reg_bias(r.float("reg_bias")?)
+        .confidence(r.choice::<Confidence>("confidence")?.unwrap_or_default())
+        .epsilon(r.float("epsilon")?.unwrap_or(1.0))
+        .weighting(r.choice::<Weighting>("weighting")?.unwrap_or_default())
         .curves(options.curves);
+    let defaults = AlsParams::new().check().expect("the defaults are valid");
+    let p = p.bm25(
+        r.float("bm25_k1")?.unwrap_or(defaults.bm25_k1()),
+        r.float("bm25_b")?.unwrap_or(defaults.bm25_b()),
+    );
     if solver != Solver::Cg && r.has("cg_steps") {
         return Err(FamilyError::Rule(
             "`cg_steps` is used by `solver = \"cg\"` only".into(),
@@ -104,9 +125,36 @@ pub fn plan(config: &Config, options: &FitOptions) -> Result<AlsPlan, FamilyErro
             }
         }
     }
-    if !implicit && r.has("alpha") {
+    for key in [
+        "alpha",
+        "confidence",
+        "epsilon",
+        "weighting",
+        "bm25_k1",
+        "bm25_b",
+    ] {
+        if !implicit && r.has(key) {
+            return Err(FamilyError::Rule(format!(
+                "`{key}` is used by implicit models only (`implicit = true`)"
+            )));
+        }
+    }
+    // A key that would change nothing is refused, so a logged param always mattered.
+    let confidence = r.choice::<Confidence>("confidence")?.unwrap_or_default();
+    if confidence != Confidence::Log && r.has("epsilon") {
         return Err(FamilyError::Rule(
-            "`alpha` is used by implicit models only (`implicit = true`)".into(),
+            "`epsilon` is used by `confidence = \"log\"` only".into(),
+        ));
+    }
+    let weighting = r.choice::<Weighting>("weighting")?.unwrap_or_default();
+    if weighting != Weighting::Bm25 && (r.has("bm25_k1") || r.has("bm25_b")) {
+        return Err(FamilyError::Rule(
+            "`bm25_k1` and `bm25_b` are used by `weighting = \"bm25\"` only".into(),
+        ));
+    }
+    if r.has("reg_bias") && (solver == Solver::Gibbs || !r.bool("biases")?.unwrap_or(!implicit)) {
+        return Err(FamilyError::Rule(
+            "`reg_bias` needs biases (`biases = true`) and a solver other than gibbs".into(),
         ));
     }
     let params = p.check().map_err(|e| FamilyError::Rule(e.to_string()))?;
@@ -210,8 +258,20 @@ impl FitPlan for AlsPlan {
                 }
             }
         }
+        if p.has_reg_bias() {
+            put("reg_bias", p.reg_bias().into());
+        }
         if p.implicit() {
             put("alpha", p.alpha().into());
+            put("confidence", p.confidence().to_string().as_str().into());
+            if p.confidence() == Confidence::Log {
+                put("epsilon", p.epsilon().into());
+            }
+            put("weighting", p.weighting().to_string().as_str().into());
+            if p.weighting() == Weighting::Bm25 {
+                put("bm25_k1", p.bm25_k1().into());
+                put("bm25_b", p.bm25_b().into());
+            }
         }
         c
     }
