@@ -388,8 +388,8 @@ pub struct ModelArgs {
     /// [default: count].
     #[arg(long, value_enum)]
     pub reg_scaling: Option<RegScaling>,
-    /// Regularization of the biases, apart from the factors' `--reg` (same scaling)
-    /// [default: the factors' reg].
+    /// The biases' own regularization: a damping constant, b = sum of residuals / (reg_bias + n),
+    /// never scaled by the count [default: the factors' reg, scaled alike].
     #[arg(long, allow_negative_numbers = true)]
     pub reg_bias: Option<f64>,
     /// Implicit: confidence `linear` (1 + alpha * r) or `log` (1 + alpha * ln(1 + r / epsilon))

@@ -45,7 +45,7 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec { name: "burn_in", kind: ParamKind::Int { min: 0, max: MAX_ITER_LIMIT }, default: "a fifth of max_iter", help: "gibbs: sweeps discarded before samples are kept" },
     ParamSpec { name: "samples", kind: ParamKind::Int { min: 1, max: MAX_ITER_LIMIT }, default: "50", help: "gibbs: samples kept after burn-in" },
     ParamSpec { name: "rated_sets", kind: ParamKind::Bool, default: "false", help: "gibbs: each user's rated items and each item's raters as features (SVD++-style)" },
-    ParamSpec { name: "reg_bias", kind: FLOAT_GE0, default: "reg", help: "regularization of the biases, apart from the factors' reg (same scaling)" },
+    ParamSpec { name: "reg_bias", kind: FLOAT_GE0, default: "reg", help: "the biases' regularization apart from the factors': a damping constant, never scaled by count" },
     ParamSpec { name: "confidence", kind: ParamKind::Choice(&["linear", "log"]), default: "linear", help: "implicit: 1 + alpha * r, or 1 + alpha * ln(1 + r / epsilon)" },
     ParamSpec { name: "epsilon", kind: FLOAT_GT0, default: "1.0", help: "implicit, confidence = \"log\": where the log bends" },
     ParamSpec { name: "weighting", kind: ParamKind::Choice(&["none", "bm25", "tfidf"]), default: "none", help: "implicit: weight the ratings first (benfred/implicit's bm25_weight, tfidf_weight)" },
