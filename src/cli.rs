@@ -116,8 +116,9 @@ pub enum Command {
     TrainAls(TrainAlsArgs),
     /// Search one model family (ALS by default), select on a validation split, save the winner.
     ///
-    /// ALS's default grid: rank 32, 50, 64 x reg 0.05, 0.1, 0.2 (alpha 0.25, 0.5, 1 is a third
-    /// axis for implicit). Any family takes `--param NAME=VALUE` and `--grid NAME=V1,V2`.
+    /// ALS's default grid: rank 10, 32, 64 x reg 0.03, 0.1, 0.3, 1 x reg_bias 1, 5 (reg_bias only
+    /// with the default reg; implicit: rank 32, 50, 64 x reg 0.05, 0.1, 0.2 x alpha 0.25, 0.5, 1).
+    /// Any family takes `--param NAME=VALUE` and `--grid NAME=V1,V2`.
     /// Selection: lowest RMSE for rating models, highest NDCG@K otherwise; ties by Precision@K.
     ///
     /// Example:
@@ -492,10 +493,10 @@ pub struct TrainArgs {
     /// A searched parameter: `--grid lambda=100,500,1000` (repeatable; every combination).
     #[arg(long = "grid", value_name = "NAME=V1,V2")]
     pub grid: Vec<String>,
-    /// ALS ranks to try, comma separated [default: 32,50,64].
+    /// ALS ranks to try, comma separated [default: 10,32,64; implicit 32,50,64].
     #[arg(long, value_delimiter = ',')]
     pub rank: Vec<usize>,
-    /// ALS regularizations to try [default: 0.05,0.1,0.2].
+    /// ALS regularizations to try [default: 0.03,0.1,0.3,1; implicit 0.05,0.1,0.2].
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub reg: Vec<f64>,
     /// ALS alphas to try (implicit only) [default: 0.25,0.5,1].

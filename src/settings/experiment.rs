@@ -362,7 +362,7 @@ fn legacy_entry(spec: &Spec, src: &SpecSource) -> Result<Entry, SpecError> {
         }
         _ => {}
     }
-    for (k, v) in default_als_grid(&fixed) {
+    for (k, v) in default_als_grid(&fixed, &axes) {
         axes.entry(k).or_insert(v);
     }
     Ok(Entry {

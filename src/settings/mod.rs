@@ -451,19 +451,42 @@ fn name_value(flag: &str, s: &str) -> Result<(String, String), SettingsError> {
         })
 }
 
-/// The default search of an ALS entry: rank x reg, with alpha for implicit feedback and without
-/// reg for the Gibbs sampler (it learns its priors).
-pub fn default_als_grid(fixed: &Config) -> std::collections::BTreeMap<String, Vec<ParamValue>> {
+/// The default search of an ALS entry: rank x reg (x reg_bias for explicit models with biases),
+/// with alpha for implicit feedback and without reg for the Gibbs sampler (it learns its priors).
+/// `given` holds the axes the user searched: reg_bias joins only the default reg search, so a
+/// user's own reg list keeps the biases following reg unless reg_bias is set too.
+pub fn default_als_grid(
+    fixed: &Config,
+    given: &std::collections::BTreeMap<String, Vec<ParamValue>>,
+) -> std::collections::BTreeMap<String, Vec<ParamValue>> {
     let mut axes = std::collections::BTreeMap::new();
     let gibbs = matches!(fixed.get("solver"), Some(ParamValue::Str(s)) if s == "gibbs");
     let implicit = matches!(fixed.get("implicit"), Some(ParamValue::Bool(true)));
+    let biases = match fixed.get("biases") {
+        Some(ParamValue::Bool(b)) => *b,
+        _ => !implicit,
+    };
     let ints = |v: &[usize]| v.iter().map(|&x| ParamValue::from(x)).collect::<Vec<_>>();
     let floats = |v: &[f64]| v.iter().map(|&x| ParamValue::Float(x)).collect::<Vec<_>>();
+    let (ranks, regs) = if implicit {
+        (defaults::GRID_RANKS_IMPLICIT, defaults::GRID_REGS_IMPLICIT)
+    } else {
+        (defaults::GRID_RANKS, defaults::GRID_REGS)
+    };
     if !fixed.contains_key("rank") {
-        axes.insert("rank".into(), ints(defaults::GRID_RANKS));
+        axes.insert("rank".into(), ints(ranks));
     }
     if !gibbs && !fixed.contains_key("reg") {
-        axes.insert("reg".into(), floats(defaults::GRID_REGS));
+        axes.insert("reg".into(), floats(regs));
+    }
+    if !gibbs
+        && !implicit
+        && biases
+        && !fixed.contains_key("reg_bias")
+        && !fixed.contains_key("reg")
+        && !given.contains_key("reg")
+    {
+        axes.insert("reg_bias".into(), floats(defaults::GRID_REG_BIAS));
     }
     if implicit && !fixed.contains_key("alpha") {
         axes.insert("alpha".into(), floats(defaults::GRID_ALPHAS_IMPLICIT));
@@ -500,7 +523,7 @@ pub fn resolve_train(a: &TrainArgs, env: &Env) -> Result<TrainCommand, SettingsE
                 axes.insert(k.to_string(), v);
             }
         }
-        for (k, v) in default_als_grid(&fixed) {
+        for (k, v) in default_als_grid(&fixed, &axes) {
             if !fixed.contains_key(&k) {
                 axes.entry(k).or_insert(v);
             }
