@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::eval::keys::{Direction, Split};
 use crate::eval::stats::{holm, paired, Bootstrap};
+use crate::model::family::ParamValue;
 use crate::pipeline::search::{Entry, Space};
 use crate::pipeline::select::ties;
 use crate::pipeline::train::{Outcome, PipelineSettings};
@@ -404,11 +405,22 @@ pub fn warnings(settings: &PipelineSettings, outcome: &Outcome) -> Vec<Warning> 
             });
         }
         if let Some((a, z)) = o.collapsed {
+            // The sampler learns its own priors, so there is no reg to lower: the data held no
+            // signal beyond the biases at this rank.
+            let gibbs = [e.fixed.get("solver"), t.point.get("solver")]
+                .into_iter()
+                .flatten()
+                .any(|v| matches!(v, ParamValue::Str(s) if s == "gibbs"));
+            let hint = if gibbs {
+                "the sampler found no signal beyond the biases; a `biases` entry predicts as well at a fraction of the cost, or try `rated_sets = true`"
+            } else {
+                "lower `reg` or widen its search"
+            };
             out.push(Warning {
                 kind: "collapsed",
                 entry: e.name.clone(),
                 message: format!(
-                    "`{}`'s factors collapsed: with them zeroed it scores {z:.4} against {a:.4} ({}), a biases-only model; lower `reg` or widen its search",
+                    "`{}`'s factors collapsed: with them zeroed it scores {z:.4} against {a:.4} ({}), a biases-only model; {hint}",
                     e.name,
                     o.select.on(outcome.selected_on)
                 ),
@@ -680,6 +692,27 @@ mod tests {
         let w = warnings(&s, &out);
         assert_eq!(kinds(&w), vec!["collapsed", "worse_after"]);
         assert!(w[1].message.contains("iteration 2"), "{}", w[1].message);
+    }
+
+    #[test]
+    fn a_collapsed_gibbs_model_is_not_told_to_lower_a_reg_it_does_not_have() {
+        let mut e = entry("bayes", FamilyName::Als, Search::default());
+        e.fixed
+            .insert("solver".into(), ParamValue::Str("gibbs".into()));
+        let s = settings(vec![e]);
+        let mut o = outcome(0, vec![trial(Config::new(), 0.04, vec![])], 0);
+        o.collapsed = Some((0.04, 0.04));
+        let out = Outcome {
+            sizes: SplitSizes::default(),
+            selected_on: crate::eval::keys::Split::Val,
+            entries: vec![o],
+            winner: Some(0),
+            train: Default::default(),
+        };
+        let w = warnings(&s, &out);
+        let c = w.iter().find(|w| w.kind == "collapsed").unwrap();
+        assert!(!c.message.contains("lower `reg`"), "{}", c.message);
+        assert!(c.message.contains("`biases` entry"), "{}", c.message);
     }
 
     #[test]
