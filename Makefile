@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := target/release/recflow
 SAMPLE := data/raw/sample_reviews.json.gz
 
-.PHONY: help setup venv venv-peers test-spark build run ui ui-check eda notebook test fault-test lint fmt bench bench-etl bench-als bench-quality bench-tracking bench-runs bench-serve clean
+.PHONY: help setup venv venv-peers venv-myfm test-spark build run ui ui-check eda notebook test fault-test lint fmt bench bench-etl bench-als bench-quality bench-tracking bench-runs bench-serve clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -73,7 +73,7 @@ bench-etl: build venv-peers ## ETL on an Electronics-size generated file vs pola
 bench-als: build venv venv-peers ## ALS fit time and accuracy vs Spark MLlib and implicit, top-K scoring, BLAS rate
 	python3 scripts/bench_als.py
 
-bench-quality: build venv-peers ## Every model family selected on validation, scored by the peers' evaluator; EASE/kNN vs numpy
+bench-quality: build venv-peers venv-myfm ## Every family selected on validation vs Surprise, Spark, implicit, EASE/kNN, myFM on 4 data sets
 	python3 scripts/bench_quality.py
 
 bench-tracking: build venv ## MLflow logging through recflow vs MLflow's Python client and a minimal HTTP client
@@ -96,6 +96,13 @@ $(VENV)-peers/.installed: ../shared/peers/requirements.txt
 	python3 -m venv $(VENV)-peers
 	$(VENV)-peers/bin/pip install -q --upgrade pip
 	$(VENV)-peers/bin/pip install -q -r ../shared/peers/requirements.txt
+	touch $@
+
+venv-myfm: $(VENV)-myfm/.installed ## Python venv with myFM (the Bayesian peer of bench-quality; not among the pinned peers)
+
+$(VENV)-myfm/.installed:
+	python3 -m venv $(VENV)-myfm
+	$(VENV)-myfm/bin/pip install -q myfm==0.4.0 scikit-learn==1.6.1 pandas==2.2.3 numpy==2.4.6 scipy==1.17.1
 	touch $@
 
 test-spark: build venv-peers ## Check that PySpark's ALSModel.load reads recflow's saved models

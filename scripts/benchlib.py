@@ -6,6 +6,7 @@ import re
 import subprocess
 import urllib.request
 import tempfile
+import threading
 import socket
 import time
 
@@ -37,11 +38,16 @@ def measure(cmd, env=None, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cw
     """Runs cmd; returns dict(seconds, peak_mib, code, stdout)."""
     t0 = time.time()
     p = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env, cwd=cwd, text=True)
+    # Drain stdout while the child runs: one that prints more than a pipe holds would block.
+    chunks = []
+    reader = threading.Thread(target=lambda: chunks.append(p.stdout.read()) if p.stdout else None)
+    reader.start()
     peak = 0
     while p.poll() is None:
         peak = max(peak, _tree_rss_kib(p.pid))
         time.sleep(0.05)
-    out = p.stdout.read() if p.stdout else ""
+    reader.join()
+    out = "".join(chunks)
     return dict(seconds=time.time() - t0, peak_mib=peak / 1024, code=p.returncode, stdout=out)
 
 

@@ -322,10 +322,7 @@ pub fn run_etl_hashed(
     let users = out.user_ids.len();
     let items = out.item_ids.len();
     let ratings = out.user.len();
-    let mut histogram = BTreeMap::new();
-    for r in &out.rating {
-        *histogram.entry(format_rating(*r)).or_insert(0u64) += 1;
-    }
+    let histogram = rating_histogram(&out.rating);
     let mut drops = BTreeMap::new();
     let d = &raw.drops;
     for (k, v) in drops_list(d) {
@@ -403,6 +400,50 @@ fn describe_drops(d: &DropCounts) -> String {
     } else {
         parts.join(", ")
     }
+}
+
+/// Most distinct values a histogram lists one by one; past it (play counts, scores) it bins.
+const HISTOGRAM_VALUES: usize = 20;
+
+/// Counts per rating value, or per bin when there are more than `HISTOGRAM_VALUES` values: counts
+/// (non-negative integers) in doubling bins `0`, `1..2`, `3..6`, `7..14`, ...; other values in 20
+/// equal-width bins from the smallest to the largest. A per-value histogram of play counts would
+/// hold thousands of keys.
+fn rating_histogram(ratings: &[f32]) -> BTreeMap<String, u64> {
+    let mut exact = BTreeMap::new();
+    for r in ratings {
+        *exact.entry(format_rating(*r)).or_insert(0u64) += 1;
+    }
+    if exact.len() <= HISTOGRAM_VALUES {
+        return exact;
+    }
+    let mut bins = BTreeMap::new();
+    if ratings.iter().all(|r| *r >= 0.0 && r.fract() == 0.0) {
+        for &r in ratings {
+            let k = (f64::from(r) + 1.0).log2().floor() as u32;
+            let (lo, hi) = ((1u64 << k) - 1, (1u64 << (k + 1)) - 2);
+            let label = if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}..{hi}")
+            };
+            *bins.entry(label).or_insert(0u64) += 1;
+        }
+    } else {
+        let (lo, hi) = ratings
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &r| {
+                (a.min(r), b.max(r))
+            });
+        let width = (hi - lo) / HISTOGRAM_VALUES as f32;
+        for &r in ratings {
+            let k = (((r - lo) / width) as usize).min(HISTOGRAM_VALUES - 1);
+            let a = lo + width * k as f32;
+            let label = format!("{}..{}", format_rating(a), format_rating(a + width));
+            *bins.entry(label).or_insert(0u64) += 1;
+        }
+    }
+    bins
 }
 
 fn format_rating(r: f32) -> String {
@@ -633,6 +674,23 @@ fn popularity_table(item: &[i32], rating: &[f32], n_items: usize) -> Vec<(i32, i
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_histogram_of_many_distinct_values_is_binned_and_keeps_every_rating() {
+        let counts: Vec<f32> = (0..5000).map(|v| v as f32).collect();
+        let h = rating_histogram(&counts);
+        assert!(h.len() <= 13, "{h:?}");
+        assert_eq!(h["0"], 1);
+        assert_eq!(h["1..2"], 2);
+        assert_eq!(h["3..6"], 4);
+        assert_eq!(h.values().sum::<u64>(), 5000);
+        let scores: Vec<f32> = (0..100).map(|v| v as f32 * 0.37 - 5.0).collect();
+        let h = rating_histogram(&scores);
+        assert_eq!(h.len(), HISTOGRAM_VALUES);
+        assert_eq!(h.values().sum::<u64>(), 100);
+        let stars = [1.0, 2.0, 5.0, 5.0];
+        assert_eq!(rating_histogram(&stars)["5"], 2);
+    }
 
     #[test]
     fn an_unset_rating_range_is_inferred_by_the_star_scale_then_counts_rule() {

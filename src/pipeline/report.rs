@@ -378,7 +378,11 @@ pub fn warnings(settings: &PipelineSettings, outcome: &Outcome) -> Vec<Warning> 
     for o in &outcome.entries {
         let e = &settings.entries[o.entry];
         let t = o.best_trial();
-        out.extend(edge_warnings(e, &t.point));
+        // A collapsed model is a biases-only model: every configuration near it scores alike, so
+        // its edges are not a reason to widen the search (the collapse warning says what is).
+        if o.collapsed.is_none() {
+            out.extend(edge_warnings(e, &t.point));
+        }
         if let Some(n) = o.noise.as_ref().filter(|n| n.within_noise()) {
             let key = o.select.on(outcome.selected_on);
             let other = &o.trials[n.runner_up];
@@ -411,8 +415,20 @@ pub fn warnings(settings: &PipelineSettings, outcome: &Outcome) -> Vec<Warning> 
                 .into_iter()
                 .flatten()
                 .any(|v| matches!(v, ParamValue::Str(s) if s == "gibbs"));
+            // Lower regs already searched (and scored worse) mean the data, not the grid, is why.
+            let lower_searched = t
+                .point
+                .get("reg")
+                .and_then(ParamValue::as_f64)
+                .is_some_and(|r| match e.searched().get("reg") {
+                    Some(Space::List(v)) => v.iter().filter_map(ParamValue::as_f64).any(|x| x < r),
+                    Some(Space::Range(g)) => g.min < r,
+                    None => false,
+                });
             let hint = if gibbs {
                 "the sampler found no signal beyond the biases; a `biases` entry predicts as well at a fraction of the cost, or try `rated_sets = true`"
+            } else if lower_searched {
+                "lower `reg` values were searched and scored worse, so the factors add nothing here; a `biases` entry predicts as well at a fraction of the cost"
             } else {
                 "lower `reg` or widen its search"
             };
@@ -692,6 +708,36 @@ mod tests {
         let w = warnings(&s, &out);
         assert_eq!(kinds(&w), vec!["collapsed", "worse_after"]);
         assert!(w[1].message.contains("iteration 2"), "{}", w[1].message);
+    }
+
+    #[test]
+    fn a_collapsed_model_at_the_top_reg_gets_no_edge_warning_when_lower_regs_scored_worse() {
+        let regs: Vec<ParamValue> = [0.1, 0.3, 1.0].map(ParamValue::Float).to_vec();
+        let axes = [("reg".to_string(), regs)].into();
+        let s = settings(vec![entry("als", FamilyName::Als, Search::Grid { axes })]);
+        let at = |r: f64| [("reg".to_string(), ParamValue::Float(r))].into();
+        let trials = vec![
+            trial(at(0.1), 0.02, vec![]),
+            trial(at(0.3), 0.03, vec![]),
+            trial(at(1.0), 0.04, vec![]),
+        ];
+        let mut o = outcome(0, trials, 2);
+        o.collapsed = Some((0.04, 0.04));
+        let out = Outcome {
+            sizes: SplitSizes::default(),
+            selected_on: crate::eval::keys::Split::Val,
+            entries: vec![o],
+            winner: Some(0),
+            train: Default::default(),
+        };
+        let w = warnings(&s, &out);
+        assert!(!kinds(&w).contains(&"edge"), "{w:?}");
+        let c = w.iter().find(|w| w.kind == "collapsed").unwrap();
+        assert!(
+            c.message.contains("searched and scored worse"),
+            "{}",
+            c.message
+        );
     }
 
     #[test]
