@@ -62,7 +62,9 @@ SETS = {
         title="MovieLens 100K", src=DATA / "ml-100k" / "ml-100k.inter", split=["split_ml100k.py"], feedback="ratings",
         families=[
             ("als", ALS_EXPLICIT),
-            ("als gibbs", [*GIBBS, "--rated-sets"]),
+            # The kept samples searched on validation: 300 of 400 sweeps beats the default 50 there
+            # (0.8802 against 0.8814), at 6x the saved model's size and scoring time.
+            ("als gibbs", [*GIBBS, "--rated-sets", "--maxiter", "400", "--grid", "samples=50,300"]),
             ("als implicit", ["--implicit", "--solver", "cg", "--maxiter", "15", "--rank", "32,64,128",
                               "--reg", "0.1,0.2,0.3", "--alpha", "0.25,0.5,1"]),
             ("biases", BIASES),
