@@ -420,7 +420,8 @@ fn rating_histogram(ratings: &[f32]) -> BTreeMap<String, u64> {
     let mut bins = BTreeMap::new();
     if ratings.iter().all(|r| *r >= 0.0 && r.fract() == 0.0) {
         for &r in ratings {
-            let k = (f64::from(r) + 1.0).log2().floor() as u32;
+            // Capped so the shifts below stay within u64 for any f32 count.
+            let k = ((f64::from(r) + 1.0).log2().floor() as u32).min(62);
             let (lo, hi) = ((1u64 << k) - 1, (1u64 << (k + 1)) - 2);
             let label = if lo == hi {
                 lo.to_string()
