@@ -589,6 +589,17 @@ mod tests {
         }
     }
 
+    /// A run of one entry, selected on validation, that wins.
+    fn one_entry(o: EntryOutcome) -> Outcome {
+        Outcome {
+            sizes: SplitSizes::default(),
+            selected_on: crate::eval::keys::Split::Val,
+            entries: vec![o],
+            winner: Some(0),
+            train: Default::default(),
+        }
+    }
+
     fn outcome(entry: usize, trials: Vec<Trial>, best: usize) -> EntryOutcome {
         EntryOutcome {
             entry,
@@ -698,13 +709,7 @@ mod tests {
         let history = vec![curve(1, 0.03), curve(2, 0.05), curve(3, 0.04)];
         let mut o = outcome(0, vec![trial(Config::new(), 0.04, history)], 0);
         o.collapsed = Some((0.04, 0.04));
-        let out = Outcome {
-            sizes: SplitSizes::default(),
-            selected_on: crate::eval::keys::Split::Val,
-            entries: vec![o],
-            winner: Some(0),
-            train: Default::default(),
-        };
+        let out = one_entry(o);
         let w = warnings(&s, &out);
         assert_eq!(kinds(&w), vec!["collapsed", "worse_after"]);
         assert!(w[1].message.contains("iteration 2"), "{}", w[1].message);
@@ -723,13 +728,7 @@ mod tests {
         ];
         let mut o = outcome(0, trials, 2);
         o.collapsed = Some((0.04, 0.04));
-        let out = Outcome {
-            sizes: SplitSizes::default(),
-            selected_on: crate::eval::keys::Split::Val,
-            entries: vec![o],
-            winner: Some(0),
-            train: Default::default(),
-        };
+        let out = one_entry(o);
         let w = warnings(&s, &out);
         assert!(!kinds(&w).contains(&"edge"), "{w:?}");
         let c = w.iter().find(|w| w.kind == "collapsed").unwrap();
@@ -748,13 +747,7 @@ mod tests {
         let s = settings(vec![e]);
         let mut o = outcome(0, vec![trial(Config::new(), 0.04, vec![])], 0);
         o.collapsed = Some((0.04, 0.04));
-        let out = Outcome {
-            sizes: SplitSizes::default(),
-            selected_on: crate::eval::keys::Split::Val,
-            entries: vec![o],
-            winner: Some(0),
-            train: Default::default(),
-        };
+        let out = one_entry(o);
         let w = warnings(&s, &out);
         let c = w.iter().find(|w| w.kind == "collapsed").unwrap();
         assert!(!c.message.contains("lower `reg`"), "{}", c.message);
