@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::cli::RunArgs;
-use crate::commands::common::{open_store, print_results, results_json};
+use crate::commands::common::{load_data, open_store, print_results, results_json};
 use crate::commands::{show_path, Context, Interrupted, OnlySpooled};
+use crate::data::cache::Prepared;
 use crate::pipeline::experiment::{self, ExperimentError, OpenRuns};
 use crate::pipeline::progress::ProgressObserver;
 use crate::pipeline::train::TrainError;
-use crate::settings::{defaults, resolve_run};
+use crate::settings::{defaults, resolve_run, RunData, RunSettings};
 use crate::spec::Spec;
 use crate::tracking::{self, BufferedTracker, FileStore, Tracker, TrackingUri};
 
@@ -21,6 +22,12 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<()> {
     if ctx.show_settings(&s)? {
         return Ok(());
     }
+    execute(ctx, &s)
+}
+
+/// Runs an experiment with its run tree (`recflow run`, and `recflow train` with tracking) and
+/// prints the leaderboard and where to look.
+pub(crate) fn execute(ctx: &Context, s: &RunSettings) -> anyhow::Result<()> {
     let store = open_store(&s.tracking)?;
     let buffered: Arc<BufferedTracker> = Arc::new(BufferedTracker::new(store));
     let tracker: Arc<dyn Tracker> = buffered.clone();
@@ -28,13 +35,32 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<()> {
     ctx.catch_signals()?;
     let stop = ctx.stop.clone();
     let mut progress = ProgressObserver::new(&ctx.progress, move || stop.requested());
-    let result = experiment::run(
-        &s.experiment,
-        tracker.as_ref(),
-        &ctx.progress,
-        &mut progress,
-        open,
-    );
+    let result = match &s.data {
+        RunData::Etl {
+            etl,
+            processed_root,
+        } => experiment::run(
+            &s.experiment,
+            etl,
+            processed_root,
+            tracker.as_ref(),
+            &ctx.progress,
+            &mut progress,
+            open,
+        ),
+        RunData::Processed { data } => {
+            let (ds, dir) = load_data(ctx, data)?;
+            let prepared = Prepared::existing(&dir)?;
+            experiment::run_prepared(
+                &s.experiment,
+                prepared,
+                ds,
+                tracker.as_ref(),
+                &mut progress,
+                open,
+            )
+        }
+    };
     // Whatever the server did not take is written to a local store, complete.
     let local = FileStore::open(PathBuf::from(defaults::SPOOL_STORE))?;
     let spooled = buffered.finish(&local)?;
@@ -65,7 +91,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<()> {
             };
             Some(register(
                 ctx,
-                &s,
+                s,
                 name,
                 &report.parent_run_id,
                 best,
@@ -153,7 +179,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<()> {
 /// and kept as the version's tag `recflow.champion_decision`.
 fn register(
     ctx: &Context,
-    s: &crate::settings::RunSettings,
+    s: &RunSettings,
     name: &str,
     parent: &str,
     best_run: &str,

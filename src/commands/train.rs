@@ -1,6 +1,7 @@
 //! `recflow train-als` and `recflow train`: resolve settings (checked before any work), run the
-//! pipeline with progress, save the selected model, print the search and the test report, and
-//! with `--tracking-uri`/`--experiment` log it as one MLflow run with its model.
+//! pipeline with progress, save the selected model, print the search and the test report. With
+//! `--tracking-uri`/`--experiment`, `train` logs the run tree of `recflow run` and `train-als`
+//! one MLflow run with its model.
 
 use crate::cli::{TrainAlsArgs, TrainArgs};
 use crate::commands::common::{load_data, open_store, print_results, results_json};
@@ -22,6 +23,9 @@ use crate::tracking::{self, Batch, Metric, NewRun, Param, RunStatus, Tag, Tracke
 fn run_pipeline(ctx: &Context, s: &TrainCommand) -> anyhow::Result<()> {
     if ctx.show_settings(s)? {
         return Ok(());
+    }
+    if let Some(tree) = &s.tree {
+        return crate::commands::run::execute(ctx, tree);
     }
     // An unreachable tracking server stops the command before any training.
     let tracker = match &s.tracking {

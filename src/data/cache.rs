@@ -17,7 +17,8 @@ use crate::progress::Progress;
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub dir: PathBuf,
-    pub summary: EtlSummary,
+    /// `None` for a processed folder without its ETL summary (made by other tools).
+    pub summary: Option<EtlSummary>,
     pub reused: bool,
     pub fingerprint: String,
 }
@@ -50,6 +51,25 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> CacheError + '_ {
     move |source| CacheError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+impl Prepared {
+    /// A processed folder made earlier (`recflow etl`): its fingerprint is the SHA-256 of its
+    /// interactions file, since the input and settings it came from are not known for sure.
+    pub fn existing(dir: &Path) -> Result<Prepared, CacheError> {
+        let file = dir.join(store::INTERACTIONS);
+        let sha = sha256_file(&file).map_err(io(&file))?;
+        let summary = fs::read_to_string(dir.join(store::SUMMARY))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        Ok(Prepared {
+            dir: dir.to_path_buf(),
+            summary,
+            // Not the cache's copy: the user's own folder, used as it is.
+            reused: false,
+            fingerprint: sha[..12].to_string(),
+        })
     }
 }
 
@@ -111,7 +131,7 @@ pub fn prepare(
         tracing::info!("reusing processed data in {}", dir.display());
         return Ok(Prepared {
             dir,
-            summary,
+            summary: Some(summary),
             reused: true,
             fingerprint: fp,
         });
@@ -137,7 +157,7 @@ pub fn prepare(
     tracing::info!("processed data written to {}", dir.display());
     Ok(Prepared {
         dir,
-        summary,
+        summary: Some(summary),
         reused: false,
         fingerprint: fp,
     })

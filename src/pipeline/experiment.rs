@@ -74,13 +74,11 @@ pub struct ExperimentSettings {
     pub name: String,
     pub description: Option<String>,
     pub tags: BTreeMap<String, String>,
-    pub spec_path: PathBuf,
+    /// The spec file; `None` when a command line (`recflow train`) describes the runs.
+    pub spec_path: Option<PathBuf>,
     /// The spec as run (after `--set`), TOML.
     #[serde(skip)]
     pub resolved_spec: String,
-    pub etl: EtlSettings,
-    /// Where per-fingerprint processed copies live (`data/processed`).
-    pub processed_root: PathBuf,
     pub pipeline: PipelineSettings,
     pub test_file: Option<PathBuf>,
     pub model_dir: PathBuf,
@@ -547,7 +545,7 @@ fn find_resumable(
         filter: Some(format!(
             "tags.`{}` = '{}' and tags.`{}` = '{}'",
             crate::tracking::TAG_SPEC,
-            quote(&s.spec_path.display().to_string()),
+            quote(&source_name(s)),
             crate::tracking::TAG_DATA_FINGERPRINT,
             quote(&prepared.fingerprint)
         )),
@@ -686,17 +684,41 @@ fn datasets(s: &ExperimentSettings, prepared: &Prepared, ds: &Dataset) -> Vec<Da
     out
 }
 
-/// Runs the experiment. `inner` draws progress and says when to stop; `open` collects runs an
+/// The run's `mlflow.source.name`: the spec file, or the command that described the runs.
+fn source_name(s: &ExperimentSettings) -> String {
+    match &s.spec_path {
+        Some(p) => p.display().to_string(),
+        None => "recflow train".to_string(),
+    }
+}
+
+/// Runs the experiment: the ETL into the processed-data cache under `processed_root`, then
+/// [`run_prepared`]. `inner` draws progress and says when to stop; `open` collects runs an
 /// interrupt must end.
 pub fn run(
     s: &ExperimentSettings,
+    etl: &EtlSettings,
+    processed_root: &Path,
     tracker: &dyn Tracker,
     progress: &Progress,
     inner: &mut dyn Observer,
     open: OpenRuns,
 ) -> Result<Report, ExperimentError> {
-    let prepared = cache::prepare(&s.etl, &s.name, &s.processed_root, progress)?;
-    let mut ds: Dataset = store::load_dataset(&prepared.dir)?;
+    let prepared = cache::prepare(etl, &s.name, processed_root, progress)?;
+    let ds: Dataset = store::load_dataset(&prepared.dir)?;
+    run_prepared(s, prepared, ds, tracker, inner, open)
+}
+
+/// Logs the run tree of an experiment on data already processed: the parent, a child per
+/// (entry, configuration), each entry's final child, and the winner's model.
+pub fn run_prepared(
+    s: &ExperimentSettings,
+    prepared: Prepared,
+    mut ds: Dataset,
+    tracker: &dyn Tracker,
+    inner: &mut dyn Observer,
+    open: OpenRuns,
+) -> Result<Report, ExperimentError> {
     let fixed_test = match &s.test_file {
         Some(p) => Some(crate::data::testfile::attach_test_file(&mut ds, p)?),
         None => None,
@@ -706,17 +728,16 @@ pub fn run(
         tracker.get_or_create_experiment(&s.name, s.description.as_deref(), &exp_tags)?;
     let run_name = format!("{}-{}", s.name, chrono::Utc::now().format("%Y%m%d-%H%M%S"));
     let mut new = NewRun::new(experiment_id.clone(), run_name)
-        .with_tag(
-            crate::tracking::TAG_SOURCE_NAME,
-            s.spec_path.display().to_string(),
-        )
+        .with_tag(crate::tracking::TAG_SOURCE_NAME, source_name(s))
         .with_tag(crate::tracking::TAG_SOURCE_TYPE, "LOCAL")
         .with_tag(
             crate::tracking::TAG_RECFLOW_VERSION,
             env!("CARGO_PKG_VERSION"),
         )
-        .with_tag(crate::tracking::TAG_ENGINE, "local")
-        .with_tag(crate::tracking::TAG_SPEC, s.spec_path.display().to_string());
+        .with_tag(crate::tracking::TAG_ENGINE, "local");
+    if let Some(p) = &s.spec_path {
+        new = new.with_tag(crate::tracking::TAG_SPEC, p.display().to_string());
+    }
     if let Some(u) = &s.user {
         new = new
             .with_user(u.clone())
@@ -842,10 +863,15 @@ fn run_logged(
     )?;
     // The dataset inputs are logged once the split is made (their profiles need its sizes).
     let scratch = tempfile::tempdir().map_err(io(Path::new("temporary folder")))?;
-    let spec_file = scratch.path().join("spec.toml");
-    fs::write(&spec_file, &s.resolved_spec).map_err(io(&spec_file))?;
-    tracker.log_artifact(parent, &spec_file, None)?;
-    tracker.log_artifact(parent, &prepared.dir.join(store::SUMMARY), None)?;
+    if s.spec_path.is_some() {
+        let spec_file = scratch.path().join("spec.toml");
+        fs::write(&spec_file, &s.resolved_spec).map_err(io(&spec_file))?;
+        tracker.log_artifact(parent, &spec_file, None)?;
+    }
+    let summary = prepared.dir.join(store::SUMMARY);
+    if summary.exists() {
+        tracker.log_artifact(parent, &summary, None)?;
+    }
 
     let mut observer = TrackingObserver {
         tracker,
@@ -1039,11 +1065,13 @@ fn note(
     if let Some(d) = &s.description {
         md.push_str(&format!("{d}\n\n"));
     }
-    let sum = &prepared.summary;
-    md.push_str(&format!(
-        "**Data**: `{}` → {} users × {} items, {} ratings (min {} per user/item).\n\n",
-        sum.input.path, sum.users, sum.items, sum.ratings, sum.min_interactions
-    ));
+    match &prepared.summary {
+        Some(sum) => md.push_str(&format!(
+            "**Data**: `{}` → {} users × {} items, {} ratings (min {} per user/item).\n\n",
+            sum.input.path, sum.users, sum.items, sum.ratings, sum.min_interactions
+        )),
+        None => md.push_str(&format!("**Data**: `{}`.\n\n", prepared.dir.display())),
+    }
     md.push_str(&format!(
         "**Leaderboard** (selected on `{}`, {}; test figures of each entry's final model):\n\n",
         board.selection_key,

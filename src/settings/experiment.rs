@@ -25,11 +25,26 @@ use crate::spec::{Spec, SpecError, SpecSource};
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSettings {
     pub experiment: ExperimentSettings,
+    #[serde(flatten)]
+    pub data: RunData,
     pub tracking: TrackingTarget,
     /// Register the winner under this name in the server's Model Registry.
     pub register: Option<String>,
     /// Move the `champion` alias whatever the comparison says.
     pub force: bool,
+}
+
+/// Where an experiment's data comes from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum RunData {
+    /// `recflow run`: the spec's ETL, into the processed-data cache under `processed_root`.
+    Etl {
+        etl: EtlSettings,
+        processed_root: PathBuf,
+    },
+    /// `recflow train`: a processed folder (made first when the default one is empty).
+    Processed { data: super::DataSource },
 }
 
 /// TOML to a parameter value; `None` for tables, arrays and datetimes.
@@ -615,10 +630,8 @@ pub fn resolve_run(
         name: spec.experiment.name.clone(),
         description: spec.experiment.description.clone(),
         tags: spec.experiment.tags.clone(),
-        spec_path: args.spec.clone(),
+        spec_path: Some(args.spec.clone()),
         resolved_spec,
-        etl,
-        processed_root: PathBuf::from(defaults::PROCESSED_ROOT),
         test_file: sp.test_file.as_ref().map(PathBuf::from),
         pipeline,
         model_dir,
@@ -632,6 +645,10 @@ pub fn resolve_run(
     };
     Ok(RunSettings {
         experiment,
+        data: RunData::Etl {
+            etl,
+            processed_root: PathBuf::from(defaults::PROCESSED_ROOT),
+        },
         tracking,
         register: args.register.clone(),
         force: args.force,
@@ -692,6 +709,19 @@ fn parent_params(
         ParamValue::Float(p.sample_fraction).to_string(),
     );
     put("data.sample_seed", p.sample_seed.to_string());
+    out.extend(pipeline_params(p, spec.split.test_file.as_deref(), env));
+    out
+}
+
+/// The parent run's params of the split, evaluation and entries, shared by `recflow run` and
+/// `recflow train`.
+pub(crate) fn pipeline_params(
+    p: &PipelineSettings,
+    test_file: Option<&str>,
+    env: &Env,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut put = |k: &str, v: String| out.push((k.to_string(), v));
     put("split.strategy", p.split.strategy.kind().to_string());
     if let SplitStrategy::LeaveLastN(n) = p.split.strategy {
         put("split.n", n.to_string());
@@ -706,8 +736,8 @@ fn parent_params(
         ParamValue::Float(p.validation_fraction).to_string(),
     );
     put("split.seed", p.split.seed.to_string());
-    if let Some(f) = &spec.split.test_file {
-        put("split.test_file", f.clone());
+    if let Some(f) = test_file {
+        put("split.test_file", f.to_string());
     }
     put(
         "eval.k",

@@ -16,7 +16,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use env::{Env, LogLevel, Source};
-pub use experiment::{resolve_run, RunSettings};
+pub use experiment::{resolve_run, RunData, RunSettings};
 
 use crate::cli::{DataArgs, EtlArgs, EvalArgs, ModelArgs, SplitArgs, TrainAlsArgs, TrainArgs};
 use crate::data::etl::EtlSettings;
@@ -241,9 +241,13 @@ pub struct TrainCommand {
     pub model_dir: PathBuf,
     /// Where the run is logged, when `--tracking-uri` or `--experiment` asks for it.
     pub tracking: Option<TrainTracking>,
+    /// `recflow train` with tracking logs the run tree of `recflow run` (parent, a child per
+    /// configuration, the final child): these are its settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree: Option<Box<RunSettings>>,
 }
 
-/// One MLflow run for a `train` or `train-als` (no children: `recflow run` logs the tree).
+/// Where a `train` or `train-als` logs (`train` a run tree, `train-als` one run).
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainTracking {
     pub target: TrackingTarget,
@@ -408,6 +412,7 @@ pub fn resolve_train_als(a: &TrainAlsArgs, env: &Env) -> Result<TrainCommand, Se
         test_file: a.split.test_file.clone(),
         model_dir: a.model.model_dir.clone(),
         tracking: train_tracking(&a.log, TRAIN_ALS, env),
+        tree: None,
     })
 }
 
@@ -553,12 +558,47 @@ pub fn resolve_train(a: &TrainArgs, env: &Env) -> Result<TrainCommand, SettingsE
         message: e.to_string(),
         hint: e.hint(),
     })?;
+    let data = training_data(&a.data, env)?;
+    let tracking = train_tracking(&a.log, TRAIN, env);
+    let tree = tracking.as_ref().map(|t| {
+        let test_file = a.split.test_file.as_ref().map(|p| p.display().to_string());
+        let mut params = vec![("data.dir".to_string(), data.dir().display().to_string())];
+        params.extend(experiment::pipeline_params(
+            &pipeline,
+            test_file.as_deref(),
+            env,
+        ));
+        Box::new(RunSettings {
+            experiment: crate::pipeline::experiment::ExperimentSettings {
+                name: t.experiment.clone(),
+                description: None,
+                tags: Default::default(),
+                spec_path: None,
+                resolved_spec: String::new(),
+                pipeline: pipeline.clone(),
+                test_file: a.split.test_file.clone(),
+                model_dir: a.model.model_dir.clone(),
+                params,
+                user: t.user.clone(),
+                git: crate::pipeline::experiment::git_info(),
+                metrics_dir: PathBuf::from(defaults::METRICS_DIR),
+                resume: false,
+                system_metrics: true,
+                log_all_models: false,
+            },
+            data: RunData::Processed { data: data.clone() },
+            tracking: t.target.clone(),
+            register: None,
+            force: false,
+        })
+    });
     Ok(TrainCommand {
-        data: training_data(&a.data, env)?,
+        data,
         pipeline,
         test_file: a.split.test_file.clone(),
         model_dir: a.model.model_dir.clone(),
-        tracking: train_tracking(&a.log, TRAIN, env),
+        tracking,
+        tree,
     })
 }
 

@@ -170,20 +170,24 @@ impl BufferedTracker {
                     .map(|rid| (r.id.clone(), rid.clone()))
             })
             .collect();
-        let spooled: std::collections::HashSet<String> = state
-            .runs
-            .iter()
-            .filter(|r| !r.pending.is_empty() || r.incomplete)
-            .map(|r| r.id.clone())
-            .collect();
+        // A spooled run takes its whole subtree along, delivered children too: its copy on the
+        // server will be a new run, and a tree split across two parents is not one experiment.
+        // Runs are journalled parents first, so one pass sees every parent before its children.
+        let mut spooled: std::collections::HashSet<String> = Default::default();
+        for r in &state.runs {
+            let parent_spooled = r
+                .new_run
+                .tags
+                .iter()
+                .any(|t| t.key == TAG_PARENT_RUN_ID && spooled.contains(&t.value));
+            if !r.pending.is_empty() || r.incomplete || parent_spooled {
+                spooled.insert(r.id.clone());
+            }
+        }
         let mut saved = Vec::new();
         let mut local_exp_ids: HashMap<String, String> = HashMap::new();
         let remote_uri = self.inner.uri();
-        for rec in state
-            .runs
-            .iter()
-            .filter(|r| !r.pending.is_empty() || r.incomplete)
-        {
+        for rec in state.runs.iter().filter(|r| spooled.contains(&r.id)) {
             let exp = state
                 .experiments
                 .get(&rec.new_run.experiment_id)
@@ -949,6 +953,53 @@ mod tests {
             "an artifact delivered before the failure is in the local copy: {parent_arts:?}"
         );
         assert!(!tracker.has_pending());
+    }
+
+    #[test]
+    fn a_spooled_parent_takes_its_delivered_children_along() {
+        // The rule: one experiment is one tree, so a child the server has whole is saved
+        // locally too when its parent is (the parent's copy gets a new id on sync).
+        let down = Arc::new(AtomicBool::new(false));
+        let server = fake_mlflow(Arc::clone(&down));
+        let rest = RestStore::new(&server.url, &settings()).unwrap();
+        let tracker =
+            BufferedTracker::new(Box::new(rest)).with_reconnect_every(Duration::from_secs(3600));
+        let exp = tracker.get_or_create_experiment("e", None, &[]).unwrap();
+        let parent = tracker.create_run(&NewRun::new(&exp, "grid")).unwrap();
+        let done = tracker
+            .create_run(&NewRun::new(&exp, "first").with_parent(&parent.run_id))
+            .unwrap();
+        tracker
+            .log_metric(&done.run_id, "val_rmse", 0.9, 0)
+            .unwrap();
+        tracker
+            .end_run(&done.run_id, RunStatus::Finished, 10)
+            .unwrap();
+        let other = tracker.create_run(&NewRun::new(&exp, "unrelated")).unwrap();
+        tracker
+            .end_run(&other.run_id, RunStatus::Finished, 11)
+            .unwrap();
+        down.store(true, Ordering::SeqCst);
+        tracker
+            .log_metric(&parent.run_id, "best.rmse", 0.9, 0)
+            .unwrap();
+        tracker
+            .end_run(&parent.run_id, RunStatus::Finished, 12)
+            .unwrap();
+        drop(server);
+        let dir = tempfile::tempdir().unwrap();
+        let local = FileStore::open(dir.path().join("mlruns")).unwrap();
+        let outcome = tracker.finish(&local).unwrap();
+        let saved: Vec<&str> = outcome.saved.iter().map(|r| r.run_id.as_str()).collect();
+        assert_eq!(saved, [parent.run_id.as_str(), done.run_id.as_str()]);
+        let c = local.get_run(&done.run_id).unwrap();
+        assert_eq!(c.parent_run_id(), Some(parent.run_id.as_str()));
+        assert_eq!(c.metric("val_rmse"), Some(0.9));
+        assert_eq!(
+            c.tags.get(TAG_PARTIAL_REMOTE_RUN).map(String::as_str),
+            Some("remote2"),
+            "the server's whole copy is named, so a sync supersedes it"
+        );
     }
 
     #[test]

@@ -500,6 +500,73 @@ fn train_als_with_a_tracking_uri_logs_one_run_with_its_model_and_an_unreachable_
 }
 
 #[test]
+fn train_with_a_tracking_uri_logs_the_run_tree_of_run() {
+    // DECISIONS.md: the parent is one `recflow run` (or `recflow train`), a child per
+    // configuration, each entry's final child with the model; `train-als` alone logs one run.
+    let d = Dir::new();
+    d.generate(300, 120, 4000, 5);
+    d.run(&["etl", "--input", "r.json.gz", "--min-interactions", "5"])
+        .ok();
+    let out = d
+        .run(&[
+            "train",
+            "--rank",
+            "4,8",
+            "--reg",
+            "0.1",
+            "--max-iter",
+            "3",
+            "--tracking-uri",
+            "file:./mlruns",
+            "--experiment",
+            "adhoc-tree",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let parent = out["parent_run_id"].as_str().unwrap();
+    let best = out["best_run_id"].as_str().unwrap();
+    assert_eq!(out["child_run_ids"].as_array().unwrap().len(), 3, "{out}");
+    assert!(out["model_id"].as_str().unwrap().starts_with("m-"), "{out}");
+    assert!(d.join("artifacts/model/metadata.json").exists());
+    let shown = d
+        .run(&[
+            "runs",
+            "show",
+            parent,
+            "--json",
+            "--tracking-uri",
+            "file:./mlruns",
+        ])
+        .ok()
+        .json();
+    let tags = &shown["run"]["tags"];
+    assert_eq!(tags["mlflow.source.name"], "recflow train", "{shown}");
+    assert_eq!(tags["best_run_id"], best, "{shown}");
+    assert!(tags.get("recflow.spec").is_none(), "no spec file: {shown}");
+    assert!(
+        shown["run"]["metrics"]["best.test_rmse"]["value"].is_number(),
+        "{shown}"
+    );
+    assert_eq!(shown["run"]["params"]["data.dir"], "data/processed");
+    assert_eq!(shown["children"].as_array().unwrap().len(), 3, "{shown}");
+    let child = d
+        .run(&[
+            "runs",
+            "show",
+            best,
+            "--json",
+            "--tracking-uri",
+            "file:./mlruns",
+        ])
+        .ok()
+        .json();
+    assert_eq!(child["run"]["tags"]["recflow.role"], "final", "{child}");
+    assert_eq!(child["run"]["tags"]["mlflow.parentRunId"], parent);
+    assert_eq!(child["run"]["params"]["rank"], "8", "{child}");
+}
+
+#[test]
 fn a_third_searched_axis_gets_one_heatmap_per_value() {
     let d = Dir::new();
     d.generate(300, 120, 4000, 5);

@@ -407,11 +407,12 @@ fn two_processes_logging_into_one_store_corrupt_nothing() {
 struct Server {
     child: Child,
     uri: String,
-    _dir: tempfile::TempDir,
+    port: u16,
+    dir: Option<tempfile::TempDir>,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
+impl Server {
+    fn kill(&mut self) {
         // `mlflow server` starts uvicorn and job workers as children: end its whole process
         // group, or they outlive the test run.
         let _ = Command::new("kill")
@@ -420,15 +421,31 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Kills the server and keeps its store, to start it again later.
+    fn kill_keeping_store(mut self) -> (tempfile::TempDir, u16) {
+        self.kill();
+        (self.dir.take().unwrap(), self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 fn start_server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    start_server_on(tempfile::tempdir().unwrap(), port)
+}
+
+/// A server on `port` over the store in `dir` (a store a killed server left, or a new one).
+fn start_server_on(dir: tempfile::TempDir, port: u16) -> Server {
     let mlflow = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/mlflow");
     let child = Command::new(mlflow)
         .process_group(0)
@@ -452,7 +469,8 @@ fn start_server() -> Server {
     let server = Server {
         child,
         uri,
-        _dir: dir,
+        port,
+        dir: Some(dir),
     };
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(90) {
@@ -468,6 +486,90 @@ fn start_server() -> Server {
         std::thread::sleep(Duration::from_millis(500));
     }
     panic!("mlflow server did not start within 90 s");
+}
+
+/// A loopback proxy to `upstream` that holds every chunk the client sends for `delay`: a
+/// slow tracking server. Runs until the test process ends.
+fn slow_proxy(upstream: u16, delay: Duration) -> String {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = c_in.read(&mut buf) {
+                    if n == 0 || {
+                        std::thread::sleep(delay);
+                        s_out.write_all(&buf[..n]).is_err()
+                    } {
+                        break;
+                    }
+                }
+                let _ = s_out.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_in, &mut c_out);
+                let _ = c_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn fit_seconds_count_fitting_only_behind_a_slow_server() {
+    // The rule: `fit_seconds` measures fitting; time spent sending to the tracking store is
+    // `log_seconds`. Every request to this server takes 150 ms more, so a fit that waited on
+    // its per-iteration curves (3 iterations) would take at least 0.45 s; these fits take
+    // milliseconds.
+    let Some(py) = python_or_skip("fit_seconds_count_fitting_only_behind_a_slow_server") else {
+        return;
+    };
+    let server = start_server();
+    let slow = slow_proxy(server.port, Duration::from_millis(150));
+    let d = prepared();
+    let out = d
+        .run(&[
+            "run",
+            "experiments/it.toml",
+            "--tracking-uri",
+            &slow,
+            "--json",
+        ])
+        .ok()
+        .json();
+    let parent = out["parent_run_id"].as_str().unwrap();
+    let runs = py_json(
+        &py,
+        &[
+            script("mlflow_client.py").to_str().unwrap(),
+            "read",
+            &server.uri,
+            "it-quick",
+        ],
+    );
+    let runs = runs.as_array().unwrap();
+    let p = runs.iter().find(|r| r["run_id"] == parent).unwrap();
+    let log_seconds = p["metrics"]["log_seconds"].as_f64().unwrap();
+    assert!(log_seconds >= 0.15, "logging took its time: {log_seconds}");
+    let fits: Vec<f64> = runs
+        .iter()
+        .filter(|r| r["run_id"] != parent)
+        .map(|r| r["metrics"]["fit_seconds"].as_f64().unwrap())
+        .collect();
+    assert_eq!(fits.len(), 5, "{runs:?}");
+    for f in &fits {
+        assert!(
+            *f < 0.3,
+            "fit_seconds {f} counts waiting on the server: {fits:?}"
+        );
+    }
 }
 
 #[test]
@@ -784,7 +886,7 @@ fn sigterm_ends_open_runs_as_killed() {
 
 #[test]
 fn a_server_that_dies_mid_run_leaves_the_runs_spooled_exit_1_and_the_sync_command() {
-    let Some(_py) = python_or_skip("a_server_that_dies_mid_run_leaves_the_runs_spooled") else {
+    let Some(py) = python_or_skip("a_server_that_dies_mid_run_leaves_the_runs_spooled") else {
         return;
     };
     let server = start_server();
@@ -810,7 +912,8 @@ fn a_server_that_dies_mid_run_leaves_the_runs_spooled_exit_1_and_the_sync_comman
         .unwrap();
     // Let the parent and a child open on the server, then take the server away.
     std::thread::sleep(Duration::from_secs(4));
-    drop(server);
+    let uri = server.uri.clone();
+    let (store, port) = server.kill_keeping_store();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
@@ -860,6 +963,81 @@ fn a_server_that_dies_mid_run_leaves_the_runs_spooled_exit_1_and_the_sync_comman
     assert_eq!(local.len(), 1, "{local:?}");
     assert!(local[0].join("artifacts/data/metadata.json").is_file());
     assert!(local[0].join("artifacts/MLmodel").is_file());
+    // The server comes back over the same store, holding the partial runs; a sync leaves it
+    // one complete experiment run with every child, the partial ones marked superseded.
+    let server = start_server_on(store, port);
+    assert_eq!(server.uri, uri);
+    let synced = d
+        .run(&["sync", "--from", "file:./mlruns", "--to", &uri, "--json"])
+        .ok()
+        .json();
+    assert_eq!(synced["models"], 1, "{synced}");
+    let seen = py_json(
+        &py,
+        &[
+            "-c",
+            "import json, sys, mlflow\n\
+             mlflow.set_tracking_uri(sys.argv[1])\n\
+             c = mlflow.MlflowClient()\n\
+             e = c.get_experiment_by_name('it-quick')\n\
+             runs = c.search_runs([e.experiment_id], max_results=1000)\n\
+             out = []\n\
+             for r in runs:\n\
+             \x20   arts = [a.path for a in c.list_artifacts(r.info.run_id)]\n\
+             \x20   out.append({'id': r.info.run_id, 'status': r.info.status, 'tags': r.data.tags, 'arts': arts})\n\
+             print(json.dumps(out))",
+            &uri,
+        ],
+    );
+    let runs = seen.as_array().unwrap();
+    let live: Vec<&serde_json::Value> = runs
+        .iter()
+        .filter(|r| r["tags"].get("recflow.superseded_by").is_none())
+        .collect();
+    let parents: Vec<&&serde_json::Value> = live
+        .iter()
+        .filter(|r| r["tags"].get("mlflow.parentRunId").is_none())
+        .collect();
+    assert_eq!(parents.len(), 1, "one parent: {seen}");
+    let parent = parents[0];
+    let pid = parent["id"].as_str().unwrap();
+    assert_eq!(parent["status"], "FINISHED", "{parent}");
+    assert!(
+        parent["arts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "spec.toml"),
+        "the spec survives spooling: {parent}"
+    );
+    let children: Vec<&&serde_json::Value> = live
+        .iter()
+        .filter(|r| r["tags"]["mlflow.parentRunId"] == pid)
+        .collect();
+    // 3 ranks x 2 regs, and the final refit.
+    assert_eq!(
+        children.len(),
+        7,
+        "every child under the one parent: {seen}"
+    );
+    assert_eq!(live.len(), 8, "no live run outside the tree: {seen}");
+    assert!(children.iter().all(|c| c["status"] == "FINISHED"), "{seen}");
+    let best = parent["tags"]["best_run_id"].as_str().unwrap();
+    assert!(
+        children.iter().any(|c| c["id"] == best),
+        "best_run_id names a child on the server: {seen}"
+    );
+    for r in runs.iter().filter(|r| !live.contains(r)) {
+        assert_ne!(r["status"], "RUNNING", "a superseded run is ended: {r}");
+    }
+    let id_file = std::fs::read_to_string(d.join("artifacts/metrics/mlflow_run_id.txt")).unwrap();
+    assert_eq!(
+        id_file.trim(),
+        pid,
+        "the local pointer names the synced parent"
+    );
+
+    // Another store takes the same local copy too, models with new identities.
     let synced = d
         .run(&[
             "sync",
