@@ -256,6 +256,11 @@ pub struct EtlArgs {
     /// [default: 16777216].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_line_bytes: Option<u64>,
+    /// Item metadata to join into the item map (title, category, image URL): SNAP's Amazon
+    /// `meta_<Category>.json.gz` (2014 Python-literal or 2018 JSON lines), or a CSV/TSV/Parquet
+    /// table with `item_id` and `title` (`category`, `image_url` optional).
+    #[arg(long, value_name = "FILE")]
+    pub items_meta: Option<PathBuf>,
     /// Output folder.
     #[arg(long, short, default_value = crate::settings::defaults::PROCESSED)]
     pub output: PathBuf,

@@ -22,6 +22,7 @@
 //!     rating_range: Some(RatingRange::default()),
 //!     strict: false,
 //!     max_line_bytes: recflow::data::read::DEFAULT_MAX_LINE_BYTES,
+//!     items_meta: None,
 //!     output: "data/processed".into(),
 //! };
 //! let summary = run_etl(&settings, &Progress::hidden())?;

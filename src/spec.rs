@@ -124,6 +124,9 @@ pub struct DataSection {
     pub seed: Option<u64>,
     /// Longer input lines are skipped and counted.
     pub max_line_bytes: Option<usize>,
+    /// Item metadata joined into the item map (SNAP `meta_*.json.gz`, or a table with
+    /// `item_id` and `title`).
+    pub items_meta: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -100,6 +100,18 @@ fn report(ctx: &Context, s: &EtlCommand, sum: &EtlSummary) -> anyhow::Result<()>
             ""
         }
     ))?;
+    if let Some(m) = &sum.items_meta {
+        out.line(format!(
+            "items meta {} of {} items with a title, {} with a category, {} with an image URL ({} described in {})",
+            m.with_title, sum.items, m.with_category, m.with_image_url, m.items_in_file, m.path
+        ))?;
+        if m.with_title == 0 {
+            out.warn(format!(
+                "no item of the ratings is described in `{}`: are its ids (`asin`, `item_id`) the ratings' item ids?",
+                m.path
+            ));
+        }
+    }
     out.line(format!(
         "written    {}/ in {:.2}s",
         show_path(&s.etl.output),

@@ -85,6 +85,12 @@ pub fn fingerprint(input_sha256: &str, etl: &EtlSettings) -> String {
     if etl.max_line_bytes != crate::data::read::DEFAULT_MAX_LINE_BYTES {
         settings["max_line_bytes"] = etl.max_line_bytes.into();
     }
+    // The metadata file by content: an edited file makes a new copy.
+    if let Some(p) = &etl.items_meta {
+        settings["items_meta"] = sha256_file(p)
+            .unwrap_or_else(|_| p.display().to_string())
+            .into();
+    }
     h.update(settings.to_string().as_bytes());
     format!("{:x}", h.finalize())[..12].to_string()
 }

@@ -86,6 +86,9 @@ pub struct EtlSettings {
     pub strict: bool,
     /// Longer lines are skipped and counted (an error with `strict`).
     pub max_line_bytes: usize,
+    /// Item metadata (titles, categories, image URLs) to join into the item map.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items_meta: Option<PathBuf>,
     pub output: PathBuf,
 }
 
@@ -93,6 +96,8 @@ pub struct EtlSettings {
 pub enum EtlError {
     #[error(transparent)]
     Read(#[from] ReadError),
+    #[error(transparent)]
+    Meta(#[from] super::meta::MetaError),
     #[error("no ratings left after cleaning `{}` ({} rows read, all dropped: {})", path.display(), rows, reasons)]
     NothingAfterCleaning {
         path: PathBuf,
@@ -117,6 +122,7 @@ impl EtlError {
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::Read(e) => e.hint(),
+            Self::Meta(e) => e.hint(),
             Self::KCoreEmpty { n, .. } => Some(format!(
                 "lower `--min-interactions` (now {n}); `1` keeps every rating"
             )),
@@ -202,6 +208,20 @@ pub struct EtlSummary {
     pub seconds: f64,
     pub recflow_version: String,
     pub created_at: String,
+    /// What `--items-meta` added to the item map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items_meta: Option<ItemsMetaSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ItemsMetaSummary {
+    pub path: String,
+    /// Items described in the file.
+    pub items_in_file: usize,
+    /// Items of the item map with a title / a category / an image URL.
+    pub with_title: usize,
+    pub with_category: usize,
+    pub with_image_url: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -241,6 +261,11 @@ pub fn run_etl_hashed(
     let t0 = Instant::now();
     // Refuse an unwritable destination before spending time on the input.
     let staging = store::Staging::new(&s.output)?;
+    // A bad metadata file stops the ETL before the ratings are read.
+    let meta = match &s.items_meta {
+        Some(p) => Some((p, super::meta::read_items_meta(p)?)),
+        None => None,
+    };
     let bytes = fs::metadata(&s.input).map(|m| m.len()).unwrap_or(0);
     // Hash on another thread while the main one parses (the file is read twice, from cache).
     let hash_path = s.input.clone();
@@ -357,11 +382,28 @@ pub fn run_etl_hashed(
         seconds: 0.0,
         recflow_version: env!("CARGO_PKG_VERSION").to_string(),
         created_at: chrono::Utc::now().to_rfc3339(),
+        items_meta: None,
     };
     tracing::debug!("indexed at {:.3}s", t0.elapsed().as_secs_f64());
-    write_outputs(&staging, &out, &raw)?;
-    tracing::debug!("written at {:.3}s", t0.elapsed().as_secs_f64());
     let mut summary = summary;
+    let item_meta: Option<Vec<super::meta::ItemMeta>> = meta.map(|(path, m)| {
+        let rows: Vec<_> = out
+            .item_ids
+            .iter()
+            .map(|id| m.get(id).cloned().unwrap_or_default())
+            .collect();
+        let count = |f: fn(&super::meta::ItemMeta) -> bool| rows.iter().filter(|r| f(r)).count();
+        summary.items_meta = Some(ItemsMetaSummary {
+            path: path.display().to_string(),
+            items_in_file: m.len(),
+            with_title: count(|r| r.title.is_some()),
+            with_category: count(|r| r.category.is_some()),
+            with_image_url: count(|r| r.image_url.is_some()),
+        });
+        rows
+    });
+    write_outputs(&staging, &out, item_meta.as_deref())?;
+    tracing::debug!("written at {:.3}s", t0.elapsed().as_secs_f64());
     summary.seconds = (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     staging.write_json(SUMMARY, &summary)?;
     staging.commit()?;
@@ -593,7 +635,7 @@ fn index(raw: &RawRatings, keep: &[usize]) -> Indexed {
 fn write_outputs(
     staging: &store::Staging,
     out: &Indexed,
-    _raw: &RawRatings,
+    meta: Option<&[super::meta::ItemMeta]>,
 ) -> Result<(), StoreError> {
     let mut cols = vec![
         Column::new("user_idx".into(), &out.user),
@@ -612,13 +654,25 @@ fn write_outputs(
             Column::new("user_id".into(), &out.user_ids),
         ],
     )?;
-    staging.write_frame(
-        ITEM_MAP,
-        vec![
-            Column::new("item_idx".into(), idx(out.item_ids.len())),
-            Column::new("item_id".into(), &out.item_ids),
-        ],
-    )?;
+    let mut item_cols = vec![
+        Column::new("item_idx".into(), idx(out.item_ids.len())),
+        Column::new("item_id".into(), &out.item_ids),
+    ];
+    if let Some(meta) = meta {
+        type Field = fn(&super::meta::ItemMeta) -> Option<&str>;
+        let fields: [(&str, Field); 3] = [
+            (store::TITLE, |m| m.title.as_deref()),
+            (store::CATEGORY, |m| m.category.as_deref()),
+            (store::IMAGE_URL, |m| m.image_url.as_deref()),
+        ];
+        for (name, f) in fields {
+            item_cols.push(Column::new(
+                name.into(),
+                meta.iter().map(f).collect::<Vec<Option<&str>>>(),
+            ));
+        }
+    }
+    staging.write_frame(ITEM_MAP, item_cols)?;
     let pop = popularity_table(&out.item, &out.rating, out.item_ids.len());
     staging.write_frame(
         POPULAR_ITEMS,

@@ -8,6 +8,7 @@ pub mod etl;
 pub mod format;
 pub mod generate;
 pub mod interactions;
+pub mod meta;
 pub mod read;
 pub mod split;
 pub mod store;

@@ -1064,7 +1064,7 @@ fn first_keys(path: &Path, gz: bool) -> String {
     "none".into()
 }
 
-fn sniff_gzip(path: &Path) -> Result<bool, ReadError> {
+pub(crate) fn sniff_gzip(path: &Path) -> Result<bool, ReadError> {
     let mut magic = [0u8; 2];
     let mut f = open(path)?;
     let n = f.read(&mut magic).map_err(io_err(path))?;
@@ -1087,7 +1087,7 @@ fn retain_rows(raw: &mut RawRatings, keep: &[usize]) {
 // ---------------------------------------------------------------------------------------------
 // CSV / TSV / Parquet through polars
 
-fn read_all_bytes(path: &Path) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read_all_bytes(path: &Path) -> Result<Vec<u8>, ReadError> {
     let gz = is_gzip_name(path) || sniff_gzip(path)?;
     let mut bytes = Vec::new();
     if gz {

@@ -15,6 +15,10 @@ use super::interactions::Interactions;
 pub const INTERACTIONS: &str = "interactions.parquet";
 pub const USER_MAP: &str = "user_map.parquet";
 pub const ITEM_MAP: &str = "item_map.parquet";
+/// The item map's optional metadata columns (`recflow etl --items-meta`).
+pub const TITLE: &str = "title";
+pub const CATEGORY: &str = "category";
+pub const IMAGE_URL: &str = "image_url";
 pub const POPULAR_ITEMS: &str = "popular_items.parquet";
 pub const SUMMARY: &str = "etl_summary.json";
 /// Held exclusively while a set of outputs is moved into place and shared while one is read, so
@@ -313,6 +317,39 @@ pub fn read_id_map(path: &Path, idx_col: &str, id_col: &str) -> Result<Vec<Strin
         out[i as usize] = s.unwrap_or_default().to_string();
     }
     Ok(out)
+}
+
+/// The item map's metadata columns, by item index; `None` when the ETL had no `--items-meta`.
+pub fn read_item_meta(dir: &Path) -> Result<Option<Vec<super::meta::ItemMeta>>, StoreError> {
+    let path = dir.join(ITEM_MAP);
+    let df = read_frame(&path)?;
+    if df.column(TITLE).is_err() {
+        return Ok(None);
+    }
+    let idx = column(&df, &path, "item_idx")?
+        .cast(&DataType::Int64)
+        .map_err(layout(&path))?;
+    let idx = idx.i64().map_err(layout(&path))?;
+    let mut out = vec![super::meta::ItemMeta::default(); df.height()];
+    type Field = fn(&mut super::meta::ItemMeta) -> &mut Option<String>;
+    let fields: [(&str, Field); 3] = [
+        (TITLE, |m| &mut m.title),
+        (CATEGORY, |m| &mut m.category),
+        (IMAGE_URL, |m| &mut m.image_url),
+    ];
+    for (name, field) in fields {
+        let Ok(c) = df.column(name) else { continue };
+        let c = c.cast(&DataType::String).map_err(layout(&path))?;
+        let c = c.str().map_err(layout(&path))?;
+        for (i, v) in idx.iter().zip(c.iter()) {
+            if let (Some(i), Some(v)) = (i, v) {
+                if let Some(m) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+                    *field(m) = Some(v.to_string());
+                }
+            }
+        }
+    }
+    Ok(Some(out))
 }
 
 /// The columns of an interactions table as written: `user_idx`, `item_idx` (int32), `rating`

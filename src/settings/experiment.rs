@@ -40,7 +40,7 @@ pub struct RunSettings {
 pub enum RunData {
     /// `recflow run`: the spec's ETL, into the processed-data cache under `processed_root`.
     Etl {
-        etl: EtlSettings,
+        etl: Box<EtlSettings>,
         processed_root: PathBuf,
     },
     /// `recflow train`: a processed folder (made first when the default one is empty).
@@ -462,6 +462,7 @@ pub fn resolve_run(
         max_line_bytes: d
             .max_line_bytes
             .unwrap_or(crate::data::read::DEFAULT_MAX_LINE_BYTES),
+        items_meta: d.items_meta.as_ref().map(PathBuf::from),
         output: PathBuf::from(defaults::PROCESSED),
     };
     let sp = &spec.split;
@@ -646,7 +647,7 @@ pub fn resolve_run(
     Ok(RunSettings {
         experiment,
         data: RunData::Etl {
-            etl,
+            etl: Box::new(etl),
             processed_root: PathBuf::from(defaults::PROCESSED_ROOT),
         },
         tracking,

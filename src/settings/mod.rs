@@ -106,6 +106,7 @@ fn etl_settings(
         rating_range: None,
         strict: false,
         max_line_bytes: crate::data::read::DEFAULT_MAX_LINE_BYTES,
+        items_meta: None,
         output,
     })
 }
@@ -125,6 +126,7 @@ pub fn resolve_etl(a: &EtlArgs, env: &Env) -> Result<EtlCommand, SettingsError> 
     if let Some(n) = a.max_line_bytes {
         etl.max_line_bytes = usize::try_from(n).unwrap_or(usize::MAX);
     }
+    etl.items_meta = a.items_meta.clone();
     let may_download = a.input.is_none() || a.download;
     Ok(EtlCommand {
         etl,
@@ -163,7 +165,7 @@ pub enum DataSource {
     Processed { dir: PathBuf },
     /// The default folder is empty: run the ETL of RAW_REVIEWS_PATH into it first (the input
     /// exists; nothing is downloaded).
-    EtlFirst { etl: EtlSettings },
+    EtlFirst { etl: Box<EtlSettings> },
 }
 
 impl DataSource {
@@ -191,7 +193,7 @@ fn training_data(a: &DataArgs, env: &Env) -> Result<DataSource, SettingsError> {
     }
     let etl = etl_settings(None, None, None, env, dir.clone())?;
     if etl.input.exists() {
-        return Ok(DataSource::EtlFirst { etl });
+        return Ok(DataSource::EtlFirst { etl: Box::new(etl) });
     }
     Err(invalid(
         format!(

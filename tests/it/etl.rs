@@ -593,3 +593,76 @@ fn a_file_size_limit_is_a_named_write_error_and_earlier_outputs_survive() {
         .collect();
     assert!(staging.is_empty(), "no staging folder left: {staging:?}");
 }
+
+#[test]
+fn items_meta_in_the_snap_2014_literal_layout_joins_titles_into_the_item_map() {
+    // Issue rule: both SNAP layouts parse, safely; a bad file names its line and leaves the
+    // earlier outputs as they were.
+    let d = Dir::new();
+    d.write_gz("r.json.gz", REVIEWS);
+    d.write_gz(
+        "meta_Electronics.json.gz",
+        concat!(
+            r#"{'asin': 'B1', 'title': "Men's <script>alert('x')</script> cable", 'imUrl': 'http://img/b1.jpg', 'categories': [['Electronics', 'Cables']]}"#,
+            "\n",
+            r#"{'asin': 'B9', 'title': 'not rated'}"#,
+            "\n"
+        ),
+    );
+    let run = etl(
+        &d,
+        "r.json.gz",
+        &[
+            "--min-interactions",
+            "1",
+            "--items-meta",
+            "meta_Electronics.json.gz",
+        ],
+    )
+    .ok();
+    assert!(
+        run.stdout
+            .contains("items meta 1 of 2 items with a title, 1 with a category, 1 with an image URL (2 described"),
+        "{}",
+        run.stdout
+    );
+    let ds = recflow::data::store::load_dataset(&d.join("out")).unwrap();
+    let meta = recflow::data::store::read_item_meta(&d.join("out"))
+        .unwrap()
+        .unwrap();
+    let b1 = ds.item_ids.iter().position(|i| i == "B1").unwrap();
+    let b2 = ds.item_ids.iter().position(|i| i == "B2").unwrap();
+    assert_eq!(
+        meta[b1].title.as_deref(),
+        Some("Men's <script>alert('x')</script> cable")
+    );
+    assert_eq!(meta[b1].category.as_deref(), Some("Electronics > Cables"));
+    assert_eq!(meta[b1].image_url.as_deref(), Some("http://img/b1.jpg"));
+    assert_eq!(meta[b2], recflow::data::meta::ItemMeta::default());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("out/etl_summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["items_meta"]["with_title"], 1, "{summary}");
+
+    let before = std::fs::read(d.join("out/item_map.parquet")).unwrap();
+    d.write(
+        "bad_meta.json",
+        "{'asin': 'B1'}\n{'asin': open('/etc/passwd')}\n",
+    );
+    let bad = etl(&d, "r.json.gz", &["--items-meta", "bad_meta.json"]).fails_with(1);
+    assert!(
+        bad.stderr.contains("bad_meta.json` line 2"),
+        "{}",
+        bad.stderr
+    );
+    assert!(bad.stderr.contains("hint:"), "{}", bad.stderr);
+    assert_eq!(
+        std::fs::read(d.join("out/item_map.parquet")).unwrap(),
+        before
+    );
+    // Without metadata the item map has no metadata columns.
+    etl(&d, "r.json.gz", &["--min-interactions", "1"]).ok();
+    assert!(recflow::data::store::read_item_meta(&d.join("out"))
+        .unwrap()
+        .is_none());
+}
