@@ -353,7 +353,7 @@ pub fn run_etl_hashed(
     for (k, v) in drops_list(d) {
         drops.insert(k.to_string(), v);
     }
-    let summary = EtlSummary {
+    let mut summary = EtlSummary {
         input: InputSummary {
             path: s
                 .input_label
@@ -385,7 +385,6 @@ pub fn run_etl_hashed(
         items_meta: None,
     };
     tracing::debug!("indexed at {:.3}s", t0.elapsed().as_secs_f64());
-    let mut summary = summary;
     let item_meta: Option<Vec<super::meta::ItemMeta>> = meta.map(|(path, m)| {
         let rows: Vec<_> = out
             .item_ids

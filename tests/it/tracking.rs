@@ -60,6 +60,19 @@ fn py_json(py: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
+/// The runs of experiment `it-quick` at `uri`, as MLflow's own client reads them.
+fn client_read(py: &Path, uri: &str) -> serde_json::Value {
+    py_json(
+        py,
+        &[
+            script("mlflow_client.py").to_str().unwrap(),
+            "read",
+            uri,
+            "it-quick",
+        ],
+    )
+}
+
 #[test]
 fn spec_errors_stop_before_any_work() {
     let d = prepared();
@@ -545,15 +558,7 @@ fn fit_seconds_count_fitting_only_behind_a_slow_server() {
         .ok()
         .json();
     let parent = out["parent_run_id"].as_str().unwrap();
-    let runs = py_json(
-        &py,
-        &[
-            script("mlflow_client.py").to_str().unwrap(),
-            "read",
-            &server.uri,
-            "it-quick",
-        ],
-    );
+    let runs = client_read(&py, &server.uri);
     let runs = runs.as_array().unwrap();
     let p = runs.iter().find(|r| r["run_id"] == parent).unwrap();
     let log_seconds = p["metrics"]["log_seconds"].as_f64().unwrap();
@@ -590,15 +595,7 @@ fn rest_server_gets_the_same_runs_as_the_file_store() {
         .ok()
         .json();
     let parent = out["parent_run_id"].as_str().unwrap();
-    let runs = py_json(
-        &py,
-        &[
-            script("mlflow_client.py").to_str().unwrap(),
-            "read",
-            &server.uri,
-            "it-quick",
-        ],
-    );
+    let runs = client_read(&py, &server.uri);
     let runs = runs.as_array().unwrap();
     assert_eq!(runs.len(), 6);
     let p = runs.iter().find(|r| r["run_id"] == parent).unwrap();
