@@ -7,6 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := target/release/recflow
 SAMPLE := data/raw/sample_reviews.json.gz
+SAMPLE_META := data/raw/sample_meta.json.gz
 
 .PHONY: help setup venv venv-peers venv-myfm test-spark build run ui ui-check eda notebook test fault-test lint fmt bench bench-etl bench-als bench-quality bench-tracking bench-runs bench-serve clean
 
@@ -28,7 +29,7 @@ build: setup ## Build the release binary (tests use the same profile)
 	$(CARGO) build --release
 
 run: build ## Run experiments/quickstart.toml end to end on the generated sample (no network)
-	@[ -f $(SAMPLE) ] || $(BIN) generate --out $(SAMPLE)
+	@[ -f $(SAMPLE) ] && [ -f $(SAMPLE_META) ] || $(BIN) generate --out $(SAMPLE) --items-meta $(SAMPLE_META)
 	$(BIN) run experiments/quickstart.toml
 	$(BIN) recommend --model artifacts/model -k 5 --user "$$(zcat $(SAMPLE) | head -1 | sed -E 's/.*"reviewerID": "([^"]+)".*/\1/')"
 

@@ -241,6 +241,8 @@ fn known_keys(section: &str) -> &'static [&'static str] {
             "rating_range",
             "sample_fraction",
             "seed",
+            "max_line_bytes",
+            "items_meta",
         ],
         "split" => &[
             "strategy",
@@ -736,6 +738,33 @@ fn typed_error(src: &SpecSource, e: &toml::de::Error) -> SpecError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_known_keys_of_each_section_are_its_fields() {
+        fn fields<T: Serialize + Default>() -> Vec<String> {
+            let mut v: Vec<String> = serde_json::to_value(T::default())
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            v.sort();
+            v
+        }
+        let known = |s: &str| {
+            let mut v: Vec<String> = known_keys(s).iter().map(|k| k.to_string()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(known("experiment"), fields::<ExperimentSection>());
+        assert_eq!(known("data"), fields::<DataSection>());
+        assert_eq!(known("split"), fields::<SplitSection>());
+        assert_eq!(known("model"), fields::<ModelSection>());
+        assert_eq!(known("grid"), fields::<GridSection>());
+        assert_eq!(known("eval"), fields::<EvalSection>());
+        assert_eq!(known("output"), fields::<OutputSection>());
+    }
 
     fn parse(text: &str) -> Result<Spec, SpecError> {
         Spec::parse(Path::new("experiments/x.toml"), text, &[]).map(|s| s.0)

@@ -2,7 +2,7 @@
 
 use crate::cli::GenerateArgs;
 use crate::commands::{show_path, Context};
-use crate::data::generate::{generate, GenerateParams};
+use crate::data::generate::{generate, generate_items_meta, GenerateParams};
 
 pub fn run(ctx: &Context, a: &GenerateArgs) -> anyhow::Result<()> {
     let params = GenerateParams {
@@ -13,10 +13,19 @@ pub fn run(ctx: &Context, a: &GenerateArgs) -> anyhow::Result<()> {
     };
     let t0 = std::time::Instant::now();
     let summary = generate(&params, &a.out, &ctx.progress)?;
+    let meta = a
+        .items_meta
+        .as_deref()
+        .map(|path| generate_items_meta(&params, path))
+        .transpose()?;
     let seconds = t0.elapsed().as_secs_f64();
     tracing::info!("generated {} reviews in {:.2}s", summary.ratings, seconds);
     if ctx.out.is_json() {
-        return Ok(ctx.out.json(&summary)?);
+        let mut v = serde_json::to_value(&summary)?;
+        if let Some(m) = &meta {
+            v["items_meta"] = serde_json::to_value(m)?;
+        }
+        return Ok(ctx.out.json(&v)?);
     }
     let total: u64 = summary.stars.iter().sum::<u64>().max(1);
     let shares: Vec<String> = summary
@@ -35,5 +44,12 @@ pub fn run(ctx: &Context, a: &GenerateArgs) -> anyhow::Result<()> {
         seconds
     ))?;
     ctx.out.line(format!("stars: {}", shares.join(", ")))?;
+    if let Some(m) = meta {
+        ctx.out.line(format!(
+            "titles and categories of {} items -> {}",
+            m.items,
+            show_path(&m.path)
+        ))?;
+    }
     Ok(())
 }

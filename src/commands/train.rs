@@ -69,7 +69,14 @@ fn run_pipeline(ctx: &Context, s: &TrainCommand) -> anyhow::Result<()> {
         run_id: None,
         test_file: s.test_file.as_ref().map(|p| p.display().to_string()),
     };
-    let saved = saved_model(&mctx, &outcome, win, &ds.user_ids, &ds.item_ids);
+    let saved = saved_model(
+        &mctx,
+        &outcome,
+        win,
+        &ds.user_ids,
+        &ds.item_ids,
+        ds.item_meta.as_deref(),
+    );
     saved.save(&s.model_dir)?;
     let logged = match (&tracker, &s.tracking) {
         (Some(t), Some(target)) => Some(log_training(

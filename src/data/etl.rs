@@ -653,25 +653,7 @@ fn write_outputs(
             Column::new("user_id".into(), &out.user_ids),
         ],
     )?;
-    let mut item_cols = vec![
-        Column::new("item_idx".into(), idx(out.item_ids.len())),
-        Column::new("item_id".into(), &out.item_ids),
-    ];
-    if let Some(meta) = meta {
-        type Field = fn(&super::meta::ItemMeta) -> Option<&str>;
-        let fields: [(&str, Field); 3] = [
-            (store::TITLE, |m| m.title.as_deref()),
-            (store::CATEGORY, |m| m.category.as_deref()),
-            (store::IMAGE_URL, |m| m.image_url.as_deref()),
-        ];
-        for (name, f) in fields {
-            item_cols.push(Column::new(
-                name.into(),
-                meta.iter().map(f).collect::<Vec<Option<&str>>>(),
-            ));
-        }
-    }
-    staging.write_frame(ITEM_MAP, item_cols)?;
+    staging.write_frame(ITEM_MAP, store::item_map_columns(&out.item_ids, meta))?;
     let pop = popularity_table(&out.item, &out.rating, out.item_ids.len());
     staging.write_frame(
         POPULAR_ITEMS,

@@ -243,6 +243,124 @@ pub fn generate(
     })
 }
 
+/// What `--items-meta` wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemsMetaSummary {
+    pub path: PathBuf,
+    pub items: usize,
+}
+
+/// Each genre's category and the product kinds its titles use, so a person looking at
+/// recommendations can see the planted taste (a user who likes headphones gets headphones).
+const GENRE_NAMES: [(&str, [&str; 3]); GENRES] = [
+    (
+        "Headphones",
+        ["Over-Ear Headphones", "Wireless Earbuds", "Gaming Headset"],
+    ),
+    (
+        "Camera & Photo",
+        ["Camera Lens", "Travel Tripod", "Camera Bag"],
+    ),
+    (
+        "Computer Accessories",
+        ["Mechanical Keyboard", "Wireless Mouse", "USB Hub"],
+    ),
+    (
+        "Cables & Adapters",
+        ["HDMI Cable", "USB-C Adapter", "Charging Cable"],
+    ),
+    (
+        "Home Audio",
+        ["Bookshelf Speakers", "Soundbar", "AV Receiver"],
+    ),
+    (
+        "Portable Power",
+        ["Power Bank", "Wall Charger", "Car Charger"],
+    ),
+    (
+        "Data Storage",
+        ["microSD Card", "USB Flash Drive", "Portable SSD"],
+    ),
+    (
+        "Television & Video",
+        ["TV Wall Mount", "Streaming Stick", "HD Antenna"],
+    ),
+];
+const BRANDS: [&str; 8] = [
+    "Arclite", "Bolton", "Corvex", "Dunmore", "Elvia", "Fennix", "Galvo", "Hartwell",
+];
+const VARIANTS: [&str; 4] = ["", "Pro ", "Mini ", "Plus "];
+const STREAM_META: u64 = 7;
+
+/// Writes product metadata matching the reviews [`generate`] writes for `params` (the same
+/// asins): one JSON object per line in the SNAP 2014 metadata layout (`asin`, `title`, `brand`,
+/// `price`, `imUrl`, `categories`), gzipped, through a temporary file renamed at the end. Titles
+/// name the item's planted genre. Image URLs point at `example.com` and are never fetched.
+pub fn generate_items_meta(
+    params: &GenerateParams,
+    out: &Path,
+) -> Result<ItemsMetaSummary, GenerateError> {
+    params.check()?;
+    let io_err = |source| GenerateError::Io {
+        path: out.to_path_buf(),
+        source,
+    };
+    // The same draws as the plan, in the same streams: genres, then reviewer ids and asins.
+    let planted = Planted::draw(
+        params.users,
+        params.items,
+        &mut stream(params.seed, STREAM_MODEL),
+    );
+    let mut rng = stream(params.seed, STREAM_IDS);
+    let _ = unique_ids(params.users, &mut rng, reviewer_id);
+    let asins = unique_ids(params.items, &mut rng, asin);
+    let mut rng = stream(params.seed, STREAM_META);
+    let mut text = Vec::with_capacity(params.items * 200);
+    for g in 0..planted.genres() {
+        let (genre, kinds) = GENRE_NAMES[g];
+        for id in &asins[planted.genre_start[g]..planted.genre_start[g + 1]] {
+            let asin = std::str::from_utf8(id).unwrap_or_default();
+            let brand = BRANDS[rng.gen_range(0..BRANDS.len())];
+            let kind = kinds[rng.gen_range(0..kinds.len())];
+            let variant = VARIANTS[rng.gen_range(0..VARIANTS.len())];
+            let model = rng.gen_range(100..1000);
+            let price = f64::from(rng.gen_range(599..20_000u32)) / 100.0;
+            let line = serde_json::json!({
+                "asin": asin,
+                "title": format!("{brand} {variant}{kind} {}{model}", &genre[..1]),
+                "brand": brand,
+                "price": price,
+                "imUrl": format!("https://example.com/images/{asin}.jpg"),
+                "categories": [["Electronics", genre]],
+            });
+            serde_json::to_writer(&mut text, &line).map_err(|e| io_err(e.into()))?;
+            text.push(b'\n');
+        }
+    }
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir).map_err(io_err)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".recflow-generate-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o644));
+    }
+    let tmp = builder.tempfile_in(&dir).map_err(io_err)?;
+    let mut gz =
+        flate2::write::GzEncoder::new(BufWriter::new(tmp.as_file()), Compression::new(LEVEL));
+    gz.write_all(&text).map_err(io_err)?;
+    gz.finish().and_then(|mut w| w.flush()).map_err(io_err)?;
+    tmp.persist(out).map_err(|e| io_err(e.error))?;
+    Ok(ItemsMetaSummary {
+        path: out.to_path_buf(),
+        items: params.items,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // The plan: who rated what, how many stars, and when. Drawn on one thread.
 
@@ -1346,6 +1464,45 @@ mod tests {
         let a = generate_bytes(&small(), 2);
         let b = generate_bytes(&GenerateParams { seed: 8, ..small() }, 2);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn items_meta_names_every_generated_asin_once_with_its_genre_as_category() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reviews, meta) = (dir.path().join("r.json.gz"), dir.path().join("m.json.gz"));
+        let p = small();
+        generate(&p, &reviews, &Progress::hidden()).unwrap();
+        let summary = generate_items_meta(&p, &meta).unwrap();
+        assert_eq!(summary.items, p.items);
+        let read = crate::data::meta::read_items_meta(&meta).unwrap();
+        assert_eq!(read.len(), p.items, "one line per item, no duplicates");
+        let text = {
+            let mut t = String::new();
+            GzDecoder::new(&fs::read(&reviews).unwrap()[..])
+                .read_to_string(&mut t)
+                .unwrap();
+            t
+        };
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let m = &read[v["asin"].as_str().unwrap()];
+            let (title, category) = (m.title.as_deref().unwrap(), m.category.as_deref().unwrap());
+            let genre = category.strip_prefix("Electronics > ").unwrap();
+            let kinds = GENRE_NAMES.iter().find(|g| g.0 == genre).unwrap().1;
+            assert!(
+                kinds.iter().any(|k| title.contains(k)),
+                "{title} in {genre}"
+            );
+            assert!(m
+                .image_url
+                .as_deref()
+                .unwrap()
+                .starts_with("https://example.com/"));
+        }
+        // The same seed gives the same bytes.
+        let again = dir.path().join("m2.json.gz");
+        generate_items_meta(&p, &again).unwrap();
+        assert_eq!(fs::read(&meta).unwrap(), fs::read(&again).unwrap());
     }
 
     #[test]

@@ -259,6 +259,8 @@ pub struct Dataset {
     pub interactions: Interactions,
     pub user_ids: Vec<String>,
     pub item_ids: Vec<String>,
+    /// Titles, categories and image URLs by item index, when the ETL had `--items-meta`.
+    pub item_meta: Option<Vec<super::meta::ItemMeta>>,
 }
 
 fn read_frame(path: &Path) -> Result<DataFrame, StoreError> {
@@ -385,6 +387,27 @@ pub fn id_map_columns(idx_col: &str, id_col: &str, ids: &[String]) -> Vec<Column
     ]
 }
 
+/// The item map's columns: `item_idx`, `item_id` and, when there is metadata (by item index),
+/// `title`, `category` and `image_url` (null where unknown).
+pub fn item_map_columns(ids: &[String], meta: Option<&[super::meta::ItemMeta]>) -> Vec<Column> {
+    let mut cols = id_map_columns("item_idx", "item_id", ids);
+    if let Some(meta) = meta {
+        type Field = fn(&super::meta::ItemMeta) -> Option<&str>;
+        let fields: [(&str, Field); 3] = [
+            (TITLE, |m| m.title.as_deref()),
+            (CATEGORY, |m| m.category.as_deref()),
+            (IMAGE_URL, |m| m.image_url.as_deref()),
+        ];
+        for (name, f) in fields {
+            cols.push(Column::new(
+                name.into(),
+                meta.iter().map(f).collect::<Vec<Option<&str>>>(),
+            ));
+        }
+    }
+    cols
+}
+
 /// Reads an interactions table written by [`write_interactions`] (or the ETL) over id spaces of
 /// `n_users` users and `n_items` items.
 pub fn read_interactions(
@@ -451,10 +474,12 @@ pub fn load_dataset(dir: &Path) -> Result<Dataset, StoreError> {
     let user_ids = read_id_map(&dir.join(USER_MAP), "user_idx", "user_id")?;
     let item_ids = read_id_map(&dir.join(ITEM_MAP), "item_idx", "item_id")?;
     let interactions = read_interactions(&dir.join(INTERACTIONS), user_ids.len(), item_ids.len())?;
+    let item_meta = read_item_meta(dir)?;
     Ok(Dataset {
         interactions,
         user_ids,
         item_ids,
+        item_meta,
     })
 }
 

@@ -494,6 +494,7 @@ mod tests {
                 .unwrap(),
             user_ids: (0..30).map(|u| format!("user{u}")).collect(),
             item_ids: (0..n_items).map(|i| format!("<item {i}>")).collect(),
+            item_meta: None,
         }
     }
 
@@ -593,6 +594,7 @@ mod tests {
             interactions: x,
             user_ids: vec![],
             item_ids: vec![],
+            item_meta: None,
         };
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(

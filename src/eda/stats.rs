@@ -531,6 +531,7 @@ mod tests {
             interactions: Interactions::new(user, item, rating, ts, 4, 5).unwrap(),
             user_ids: ["u0", "u1", "u2", "u3"].map(String::from).to_vec(),
             item_ids: ["a", "b", "c", "d", "e"].map(String::from).to_vec(),
+            item_meta: None,
         }
     }
 

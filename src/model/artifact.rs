@@ -197,6 +197,9 @@ pub struct SavedModel {
     pub history: Interactions,
     pub popular: Vec<PopularItem>,
     pub model: std::sync::Arc<dyn Recommender>,
+    /// Titles, categories and image URLs by item index, when the data had them (columns of
+    /// the model's item map, as in the processed data).
+    pub item_meta: Option<Vec<crate::data::meta::ItemMeta>>,
 }
 
 impl std::fmt::Debug for SavedModel {
@@ -582,7 +585,7 @@ impl SavedModel {
         )?;
         store::write_parquet(
             &t.join(store::ITEM_MAP),
-            store::id_map_columns("item_idx", "item_id", &self.item_ids),
+            store::item_map_columns(&self.item_ids, self.item_meta.as_deref()),
         )?;
         store::write_interactions(
             &t.join(HISTORY),
@@ -661,6 +664,7 @@ impl SavedModel {
             return Err(corrupt(dir, "id maps and the model disagree in size"));
         }
         let popular = cold_start_ranking(&history);
+        let item_meta = store::read_item_meta(dir)?;
         Ok(Self {
             metadata,
             user_ids,
@@ -668,6 +672,7 @@ impl SavedModel {
             history,
             popular,
             model,
+            item_meta,
         })
     }
 }
@@ -866,13 +871,13 @@ pub(crate) mod tests {
             item_ids: vec!["x".into(), "y".into(), "z".into()],
             popular: cold_start_ranking(&history),
             history,
-            model: std::sync::Arc::new(FactorModel {
-                users: Array2::from_shape_vec((2, 2), vec![1.0, 2.0, 3.0, 4.0]).unwrap(),
-                items: Array2::from_shape_vec((3, 2), vec![0.5, 0.25, -1.0, 0.0, 2.0, 1.5])
-                    .unwrap(),
-                predicts: true,
-                latent: 2,
-            }),
+            model: std::sync::Arc::new(FactorModel::new(
+                Array2::from_shape_vec((2, 2), vec![1.0, 2.0, 3.0, 4.0]).unwrap(),
+                Array2::from_shape_vec((3, 2), vec![0.5, 0.25, -1.0, 0.0, 2.0, 1.5]).unwrap(),
+                true,
+                2,
+            )),
+            item_meta: None,
         }
     }
 
@@ -892,6 +897,33 @@ pub(crate) mod tests {
         assert!(path.join("metadata/part-00000-recflow-c000.txt").exists());
         let leftovers = fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary folders left");
+    }
+
+    #[test]
+    fn item_titles_travel_with_the_model_and_a_model_without_them_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = saved();
+        let meta = |t: Option<&str>| crate::data::meta::ItemMeta {
+            title: t.map(String::from),
+            category: t.map(|_| "Electronics > Audio".to_string()),
+            image_url: None,
+        };
+        m.item_meta = Some(vec![
+            meta(Some("<b>\"X\"</b>")),
+            meta(None),
+            meta(Some("Zed")),
+        ]);
+        m.save(&dir.path().join("with")).unwrap();
+        let back = SavedModel::load(&dir.path().join("with")).unwrap();
+        assert_eq!(back.item_meta, m.item_meta);
+        m.item_meta = None;
+        m.save(&dir.path().join("without")).unwrap();
+        assert_eq!(
+            SavedModel::load(&dir.path().join("without"))
+                .unwrap()
+                .item_meta,
+            None
+        );
     }
 
     #[test]

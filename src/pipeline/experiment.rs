@@ -923,7 +923,14 @@ fn run_logged(
         run_id: best_run_id.clone(),
         test_file: s.test_file.as_ref().map(|p| p.display().to_string()),
     };
-    let winner_saved = saved_model(&ctx, &outcome, win, &ds.user_ids, &ds.item_ids);
+    let winner_saved = saved_model(
+        &ctx,
+        &outcome,
+        win,
+        &ds.user_ids,
+        &ds.item_ids,
+        ds.item_meta.as_deref(),
+    );
     winner_saved.save(&s.model_dir)?;
 
     // The parent: the winner's figures under `best.`, the leaderboard, the warnings.
@@ -1008,7 +1015,14 @@ fn run_logged(
                 test_file: ctx.test_file.clone(),
                 ..ctx
             };
-            owned = saved_model(&ctx, &outcome, e, &ds.user_ids, &ds.item_ids);
+            owned = saved_model(
+                &ctx,
+                &outcome,
+                e,
+                &ds.user_ids,
+                &ds.item_ids,
+                ds.item_meta.as_deref(),
+            );
             saved_dir = scratch.path().join(format!("saved-{i}"));
             owned.save(&saved_dir)?;
             &owned

@@ -64,6 +64,7 @@ pub fn saved_model(
     win: &EntryOutcome,
     user_ids: &[String],
     item_ids: &[String],
+    item_meta: Option<&[crate::data::meta::ItemMeta]>,
 ) -> SavedModel {
     let s = ctx.settings;
     let history = crate::data::interactions::Interactions {
@@ -127,6 +128,7 @@ pub fn saved_model(
         user_ids: user_ids.to_vec(),
         item_ids: item_ids.to_vec(),
         model: win.final_model.clone(),
+        item_meta: item_meta.map(<[_]>::to_vec),
     }
 }
 

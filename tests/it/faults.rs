@@ -32,8 +32,14 @@ fn stops_at_random_moments_exit_128_plus_the_signal_and_never_crash() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
     let d = Dir::new();
-    d.run(&["generate", "--out", "data/raw/sample_reviews.json.gz"])
-        .ok();
+    d.run(&[
+        "generate",
+        "--out",
+        "data/raw/sample_reviews.json.gz",
+        "--items-meta",
+        "data/raw/sample_meta.json.gz",
+    ])
+    .ok();
     d.write(
         "experiments/quickstart.toml",
         include_str!("../../experiments/quickstart.toml"),
