@@ -26,12 +26,7 @@ fn main() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let users = Array2::from_shape_fn((m, f), |_| rng.gen::<f32>() - 0.5);
     let items = Array2::from_shape_fn((n, f), |_| rng.gen::<f32>() - 0.5);
-    let model = FactorModel {
-        users,
-        items,
-        predicts: true,
-        latent: f,
-    };
+    let model = FactorModel::new(users, items, true, f);
     // Electronics 5-core: 1,689,188 ratings, about a fifth of them held out.
     let nnz = 1_689_188usize * m / 192_403;
     let table = |rows: usize, seed: u64| {

@@ -286,6 +286,10 @@ pub struct GenerateArgs {
     /// Random seed: the same seed gives the same bytes.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Also write matching product metadata here (SNAP 2014 layout, gzipped JSON lines: titles
+    /// by genre, categories, example.com image URLs), for `etl --items-meta`.
+    #[arg(long, value_name = "FILE")]
+    pub items_meta: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -559,6 +563,10 @@ pub struct RecommendArgs {
     /// Include items the user already rated.
     #[arg(long)]
     pub include_seen: bool,
+    /// Name, per item, the user's training items that weigh most in its score (ALS, item-kNN,
+    /// EASE).
+    #[arg(long, conflicts_with = "all")]
+    pub explain: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -831,6 +839,10 @@ pub struct ServeArgs {
     /// Scoring threads [default: one per core].
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Show product images on the demo page, by the URLs in the item metadata (the browser
+    /// loads them from their hosts; recflow never fetches them).
+    #[arg(long)]
+    pub show_images: bool,
 }
 
 #[derive(Debug, Args, Clone)]

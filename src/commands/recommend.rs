@@ -20,6 +20,8 @@ use crate::settings::defaults;
 struct Rec<'a> {
     rank: usize,
     item_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<&'a str>,
     score: f64,
     /// Training ratings of the item (cold-start answers).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -27,6 +29,24 @@ struct Rec<'a> {
     /// The item's damped mean rating (cold-start answers).
     #[serde(skip_serializing_if = "Option::is_none")]
     damped_mean: Option<f64>,
+    /// With `--explain`: the user's training items that weigh most in the score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    because: Option<Vec<Because<'a>>>,
+}
+
+#[derive(serde::Serialize)]
+struct Because<'a> {
+    item_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<&'a str>,
+    weight: f32,
+}
+
+/// Items named by an explanation.
+const EXPLAIN_ITEMS: usize = 3;
+
+fn title(model: &SavedModel, i: u32) -> Option<&str> {
+    model.item_meta.as_ref()?.get(i as usize)?.title.as_deref()
 }
 
 pub fn run(ctx: &Context, a: &RecommendArgs) -> anyhow::Result<()> {
@@ -72,9 +92,22 @@ pub fn run(ctx: &Context, a: &RecommendArgs) -> anyhow::Result<()> {
                         .map(|(r, (i, s))| Rec {
                             rank: r + 1,
                             item_id: &model.item_ids[*i as usize],
+                            title: title(&model, *i),
                             score: f64::from(*s),
                             count: None,
                             damped_mean: None,
+                            because: a.explain.then(|| {
+                                model
+                                    .model
+                                    .explain(u, *i, &history, EXPLAIN_ITEMS)
+                                    .into_iter()
+                                    .map(|(j, weight)| Because {
+                                        item_id: &model.item_ids[j as usize],
+                                        title: title(&model, j),
+                                        weight,
+                                    })
+                                    .collect()
+                            }),
                         })
                         .collect(),
                 )
@@ -87,9 +120,11 @@ pub fn run(ctx: &Context, a: &RecommendArgs) -> anyhow::Result<()> {
                     .map(|(r, p)| Rec {
                         rank: r + 1,
                         item_id: &model.item_ids[p.item as usize],
+                        title: title(&model, p.item),
                         score: p.score,
                         count: Some(p.count),
                         damped_mean: Some(p.score),
+                        because: None,
                     })
                     .collect(),
             ),
@@ -116,26 +151,39 @@ pub fn run(ctx: &Context, a: &RecommendArgs) -> anyhow::Result<()> {
             }
         ))?;
     }
-    let mut t = if cold {
-        Table::new(["rank", "item_id", "ratings", "damped_mean"]).right([0, 2, 3])
+    let titles = model.item_meta.is_some();
+    let explained = recs.iter().any(|r| r.because.is_some());
+    let mut head = vec!["rank", "item_id"];
+    if titles {
+        head.push("title");
+    }
+    let first_figure = head.len();
+    head.extend(if cold {
+        &["ratings", "damped_mean"][..]
     } else {
-        Table::new(["rank", "item_id", "score"]).right([0, 2])
-    };
+        &["score"][..]
+    });
+    let right: Vec<usize> = std::iter::once(0).chain(first_figure..head.len()).collect();
+    if explained {
+        head.push("because you rated");
+    }
+    let mut t = Table::new(head).right(right);
     for r in &recs {
-        if cold {
-            t.push([
-                r.rank.to_string(),
-                r.item_id.to_string(),
-                r.count.unwrap_or(0).to_string(),
-                format!("{:.4}", r.damped_mean.unwrap_or(0.0)),
-            ]);
-        } else {
-            t.push([
-                r.rank.to_string(),
-                r.item_id.to_string(),
-                format!("{:.4}", r.score),
-            ]);
+        let mut row = vec![r.rank.to_string(), r.item_id.to_string()];
+        if titles {
+            row.push(r.title.unwrap_or("").to_string());
         }
+        if cold {
+            row.push(r.count.unwrap_or(0).to_string());
+            row.push(format!("{:.4}", r.damped_mean.unwrap_or(0.0)));
+        } else {
+            row.push(format!("{:.4}", r.score));
+        }
+        if let Some(why) = &r.because {
+            let names: Vec<&str> = why.iter().map(|b| b.title.unwrap_or(b.item_id)).collect();
+            row.push(names.join("; "));
+        }
+        t.push(row);
     }
     ctx.out.table(&t, terminal_width())?;
     Ok(())

@@ -66,6 +66,7 @@ pub fn run_serve(ctx: &Context, a: &ServeArgs) -> anyhow::Result<()> {
         request_timeout: Duration::from_secs(a.timeout.max(1)),
         body_limit: a.body_limit,
         threads: a.threads,
+        show_images: a.show_images,
         ..ServeSettings::default()
     };
     run_server(settings)?;

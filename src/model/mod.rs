@@ -59,6 +59,7 @@ pub fn load_recommender(
             dir,
             meta.predicts_ratings,
             meta.latent.unwrap_or(usize::MAX),
+            &meta.params,
         )?),
         FamilyName::GlobalMean | FamilyName::Biases => {
             Box::new(baselines::BiasModel::load(dir, meta.family, nu, ni)?)

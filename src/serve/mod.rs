@@ -5,12 +5,15 @@
 //!
 //! | route | answer |
 //! |---|---|
+//! | `GET /` | the demo page: a user's history, top K with explanations, the model ([`page`]) |
+//! | `GET /items/{item_id}` | the demo page of an item and its neighbours |
 //! | `GET /health` | the process is up |
 //! | `GET /ready` | a model is loaded (503 while loading) |
-//! | `GET /v1/users/{user_id}/recommendations?k=10&exclude_seen=true` | a user's top K, `strategy` `als` or `popular` |
+//! | `GET /v1/users/{user_id}/recommendations?k=10&exclude_seen=true&explain=false` | a user's top K, `strategy` `als` or `popular`; titles where known; `because` per item with `explain=true` |
 //! | `POST /v1/recommendations` | the same for many users: `{"user_ids": [...], "k": 10, "exclude_seen": true}` |
 //! | `GET /v1/items/{item_id}/similar?k=10` | the K items nearest by cosine of item factors |
 //! | `GET /v1/popular?k=10` | the cold-start list |
+//! | `GET /v1/users?prefix=A2&limit=20` | known user ids starting with a prefix |
 //! | `GET /v1/model` | run id, params, metrics, training time |
 //! | `GET /metrics` | Prometheus text |
 //! | `POST /admin/reload` | load a model and swap it in (bearer token) |
@@ -26,6 +29,7 @@ pub mod error;
 mod listener;
 pub mod metrics;
 pub mod model;
+pub mod page;
 pub mod routes;
 pub mod scorer;
 pub mod server;
@@ -46,6 +50,11 @@ pub use state::AppState;
 /// loads may take longer), the body limit, JSON 404/405 answers and the request counters.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
+        .route("/", get(page::index))
+        .route("/items/{item_id}", get(page::item))
+        .route("/static/page.js", get(page::script))
+        .route("/static/page.css", get(page::style))
+        .route("/v1/users", get(page::users))
         .route("/health", get(routes::health))
         .route("/ready", get(routes::ready))
         .route(

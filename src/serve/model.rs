@@ -11,6 +11,7 @@ use ndarray::{s, Array2, ArrayView2, Axis};
 use serde::Serialize;
 
 use crate::data::interactions::Csr;
+use crate::data::meta::ItemMeta;
 use crate::model::artifact::{ModelMetadata, PopularItem, SavedModel};
 use crate::model::family::{Config, Recommender};
 pub use crate::model::recommend::UserLookup;
@@ -33,6 +34,10 @@ pub struct ServingModel {
     pub(crate) source: String,
     /// When this server loaded it (RFC 3339, UTC).
     pub(crate) loaded_at: String,
+    /// Titles, categories and image URLs by item index, when the model has them.
+    pub(crate) item_meta: Option<Vec<ItemMeta>>,
+    /// User indices in id order, for prefix search.
+    users_sorted: Vec<u32>,
 }
 
 impl std::fmt::Debug for ServingModel {
@@ -64,7 +69,11 @@ impl ServingModel {
                 .map(|(i, id)| (id.clone(), i as u32))
                 .collect()
         };
+        let mut users_sorted: Vec<u32> = (0..model.user_ids.len() as u32).collect();
+        users_sorted
+            .sort_unstable_by(|&a, &b| model.user_ids[a as usize].cmp(&model.user_ids[b as usize]));
         Self {
+            users_sorted,
             user_index: index(&model.user_ids),
             item_index: index(&model.item_ids),
             item_unit,
@@ -76,6 +85,7 @@ impl ServingModel {
             metadata: model.metadata,
             source: source.into(),
             loaded_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            item_meta: model.item_meta,
         }
     }
 
@@ -98,6 +108,57 @@ impl ServingModel {
             .get(i as usize)
             .map(String::as_str)
             .unwrap_or_default()
+    }
+
+    /// What is known of item `i` (title, category, image URL), when the model has metadata.
+    pub fn item_meta(&self, i: u32) -> Option<&ItemMeta> {
+        self.item_meta.as_ref()?.get(i as usize)
+    }
+
+    /// A user with training ratings, drawn at random (`None` when there is none).
+    pub fn random_user(&self) -> Option<u32> {
+        use rand::Rng;
+        let with_history: Vec<u32> = (0..self.seen.n_rows.min(self.model.n_users()))
+            .filter(|&u| self.seen.row_len(u) > 0)
+            .map(|u| u as u32)
+            .collect();
+        (!with_history.is_empty())
+            .then(|| with_history[rand::thread_rng().gen_range(0..with_history.len())])
+    }
+
+    /// Up to `limit` known user ids starting with `prefix`, in id order.
+    pub fn users_with_prefix(&self, prefix: &str, limit: usize) -> Vec<&str> {
+        let ids = &self.users_sorted;
+        let from = ids.partition_point(|&u| self.user_id(u) < prefix);
+        ids[from..]
+            .iter()
+            .map(|&u| self.user_id(u))
+            .take_while(|id| id.starts_with(prefix))
+            .take(limit)
+            .collect()
+    }
+
+    /// The external id of user `u`.
+    pub fn user_id(&self, u: u32) -> &str {
+        self.user_ids
+            .get(u as usize)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// User `u`'s training items (ascending) with their ratings.
+    pub fn history(&self, u: u32) -> (&[u32], &[f32]) {
+        if (u as usize) < self.seen.n_rows {
+            self.seen.row(u as usize)
+        } else {
+            (&[], &[])
+        }
+    }
+
+    /// The user's training items that contribute most to `item`'s score (the family's own
+    /// account; empty when it has none). Runs on the caller's thread: call it off the reactor.
+    pub fn explain(&self, user: u32, item: u32, k: usize) -> Vec<(u32, f32)> {
+        self.model.explain(user, item, &self.seen, k)
     }
 
     /// Training items of user `u` (ascending).

@@ -150,6 +150,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Val
 pub struct RecommendQuery {
     k: Option<usize>,
     exclude_seen: Option<bool>,
+    explain: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,12 +162,54 @@ pub struct KQuery {
 #[derive(Debug, Serialize)]
 pub struct ItemScore {
     pub item_id: String,
+    /// Title, category and image URL, when the model has item metadata.
+    #[serde(flatten)]
+    pub meta: ItemText,
     /// Model score, similarity (similar items) or damped mean rating (`popular`).
     pub score: f32,
     /// Training ratings of the item (popular lists only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// With `explain=true`: the user's training items that contribute most to the score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because: Option<Vec<Reason>>,
 }
+
+/// What is known of an item beyond its id (absent fields are unknown).
+#[derive(Debug, Default, Serialize)]
+pub struct ItemText {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+}
+
+impl ItemText {
+    fn of(model: &ServingModel, i: u32) -> Self {
+        model.item_meta(i).map_or_else(Self::default, |m| Self {
+            title: m.title.clone(),
+            category: m.category.clone(),
+            image_url: m.image_url.clone(),
+        })
+    }
+}
+
+/// One training item behind a recommendation: its share of the score (ALS: its term in the
+/// score; item-kNN: its similarity; EASE: its weight).
+#[derive(Debug, Serialize)]
+pub struct Reason {
+    pub item_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub weight: f32,
+    /// The user's rating of it.
+    pub rating: f32,
+}
+
+/// How many training items an explanation names.
+pub const EXPLAIN_ITEMS: usize = 3;
 
 /// How a user was answered: by the model (named by its family, `als`, `ease`...) or with the
 /// cold-start list (`popular`).
@@ -194,25 +237,29 @@ pub struct Recommendations {
     pub items: Vec<ItemScore>,
 }
 
-fn ranked_items(model: &ServingModel, ranked: Ranked) -> Vec<ItemScore> {
+pub(crate) fn ranked_items(model: &ServingModel, ranked: Ranked) -> Vec<ItemScore> {
     ranked
         .into_iter()
         .map(|(i, score)| ItemScore {
             item_id: model.item_id(i).to_string(),
+            meta: ItemText::of(model, i),
             score,
             count: None,
+            because: None,
         })
         .collect()
 }
 
-fn popular_items(model: &ServingModel, k: usize) -> Vec<ItemScore> {
+pub(crate) fn popular_items(model: &ServingModel, k: usize) -> Vec<ItemScore> {
     model
         .popular(k)
         .iter()
         .map(|p| ItemScore {
             item_id: model.item_id(p.item).to_string(),
+            meta: ItemText::of(model, p.item),
             score: p.score as f32,
             count: Some(p.count),
+            because: None,
         })
         .collect()
 }
@@ -220,7 +267,7 @@ fn popular_items(model: &ServingModel, k: usize) -> Vec<ItemScore> {
 /// What one user gets, before scoring: the cold-start list or a queued query.
 enum Pending {
     Popular,
-    Scoring(tokio::sync::oneshot::Receiver<Ranked>),
+    Scoring(u32, tokio::sync::oneshot::Receiver<Ranked>),
 }
 
 fn start_user(
@@ -232,31 +279,40 @@ fn start_user(
 ) -> Result<Pending, ApiError> {
     match model.lookup_user(user_id) {
         UserLookup::Cold => Ok(Pending::Popular),
-        UserLookup::Known(user) => Ok(Pending::Scoring(state.scorer().submit(
-            Arc::clone(model),
-            QueryKind::User { user, exclude_seen },
-            k,
-        )?)),
+        UserLookup::Known(user) => Ok(Pending::Scoring(
+            user,
+            state
+                .scorer()
+                .submit(Arc::clone(model), QueryKind::User { user, exclude_seen }, k)?,
+        )),
     }
 }
 
 async fn finish_user(
-    model: &ServingModel,
+    model: &Arc<ServingModel>,
     pending: Pending,
     user_id: String,
     k: usize,
     exclude_seen: bool,
+    explain: bool,
 ) -> Result<Recommendations, ApiError> {
     let (strategy, items) = match pending {
         Pending::Popular => (Strategy::Popular, popular_items(model, k)),
-        Pending::Scoring(rx) => {
+        Pending::Scoring(user, rx) => {
             let ranked = rx
                 .await
                 .map_err(|_| ApiError::internal("scoring failed for this request"))?;
-            (
-                Strategy::Model(model.metadata.family),
-                ranked_items(model, ranked),
-            )
+            let mut items = ranked_items(model, ranked);
+            if explain {
+                let m = Arc::clone(model);
+                items = tokio::task::spawn_blocking(move || {
+                    explain_items(&m, user, &mut items);
+                    items
+                })
+                .await
+                .map_err(|_| ApiError::internal("explaining failed for this request"))?;
+            }
+            (Strategy::Model(model.metadata.family), items)
         }
     };
     Ok(Recommendations {
@@ -266,6 +322,27 @@ async fn finish_user(
         exclude_seen,
         items,
     })
+}
+
+/// Fills each item's `because` with the user's training items behind it.
+pub fn explain_items(model: &ServingModel, user: u32, items: &mut [ItemScore]) {
+    let (seen, ratings) = model.history(user);
+    for it in items {
+        let Some(i) = model.lookup_item(&it.item_id) else {
+            continue;
+        };
+        let reasons = model
+            .explain(user, i, EXPLAIN_ITEMS)
+            .into_iter()
+            .map(|(j, weight)| Reason {
+                item_id: model.item_id(j).to_string(),
+                title: model.item_meta(j).and_then(|m| m.title.clone()),
+                weight,
+                rating: seen.binary_search(&j).map_or(f32::NAN, |p| ratings[p]),
+            })
+            .collect();
+        it.because = Some(reasons);
+    }
 }
 
 pub async fn user_recommendations(
@@ -278,7 +355,8 @@ pub async fn user_recommendations(
     let model = current_model(&state)?;
     let pending = start_user(&state, &model, &user_id, k, exclude_seen)?;
     let popular = matches!(pending, Pending::Popular);
-    let rec = finish_user(&model, pending, user_id, k, exclude_seen).await?;
+    let explain = q.explain.unwrap_or(false);
+    let rec = finish_user(&model, pending, user_id, k, exclude_seen, explain).await?;
     state
         .metrics()
         .record_lists(u64::from(!popular), u64::from(popular));
@@ -291,6 +369,7 @@ pub struct BatchRequest {
     user_ids: Vec<String>,
     k: Option<usize>,
     exclude_seen: Option<bool>,
+    explain: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -322,7 +401,8 @@ pub async fn batch_recommendations(
         .count() as u64;
     let mut results = Vec::with_capacity(pending.len());
     for (p, id) in pending.into_iter().zip(req.user_ids) {
-        results.push(finish_user(&model, p, id, k, exclude_seen).await?);
+        let explain = req.explain.unwrap_or(false);
+        results.push(finish_user(&model, p, id, k, exclude_seen, explain).await?);
     }
     state
         .metrics()

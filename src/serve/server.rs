@@ -37,6 +37,8 @@ pub struct ServeSettings {
     pub idle_timeout: Duration,
     /// Most connections held at once; 0 means the open-file limit less a margin.
     pub max_connections: usize,
+    /// The demo page shows product images by URL (the browser loads them; recflow never does).
+    pub show_images: bool,
 }
 
 impl Default for ServeSettings {
@@ -51,6 +53,7 @@ impl Default for ServeSettings {
             threads: 0,
             idle_timeout: Duration::from_secs(15),
             max_connections: 0,
+            show_images: false,
         }
     }
 }

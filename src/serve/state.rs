@@ -81,6 +81,7 @@ struct Inner {
     admin_token: Option<String>,
     request_timeout: Duration,
     body_limit: usize,
+    show_images: bool,
     loader: ModelLoader,
     default_source: String,
     /// Held for a whole load, on the loading thread: one model is read at a time.
@@ -118,6 +119,7 @@ impl AppState {
                 admin_token: settings.admin_token.clone().filter(|t| !t.is_empty()),
                 request_timeout: settings.request_timeout,
                 body_limit: settings.body_limit,
+                show_images: settings.show_images,
                 loader,
                 default_source: settings.model_dir.display().to_string(),
                 reloading: Mutex::new(()),
@@ -203,6 +205,11 @@ impl AppState {
 
     pub fn body_limit(&self) -> usize {
         self.inner.body_limit
+    }
+
+    /// Whether the demo page shows product images (by URL, loaded by the browser).
+    pub fn show_images(&self) -> bool {
+        self.inner.show_images
     }
 
     /// Values `/metrics` reads at scrape time.

@@ -83,17 +83,13 @@ fn model_with_offset(offset: f32, run_id: Option<&str>) -> SavedModel {
     metadata.n_history = 5;
     metadata.run_id = run_id.map(String::from);
     SavedModel {
-        model: Arc::new(FactorModel {
-            users,
-            items,
-            predicts: true,
-            latent: 2,
-        }),
+        model: Arc::new(FactorModel::new(users, items, true, 2)),
         user_ids: ["alice", "bob", "carol", "dave"].map(String::from).to_vec(),
         item_ids: (0..5).map(|i| format!("I{i}")).collect(),
         popular: cold_start_ranking(&train),
         history: train,
         metadata,
+        item_meta: None,
     }
 }
 
@@ -456,12 +452,17 @@ async fn openapi_documents_every_route() {
         ("/metrics", "get"),
         ("/openapi.json", "get"),
         ("/admin/reload", "post"),
+        ("/v1/users", "get"),
+        ("/", "get"),
+        ("/items/{item_id}", "get"),
+        ("/static/page.js", "get"),
+        ("/static/page.css", "get"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path}");
     }
     assert_eq!(
         paths.len(),
-        10,
+        15,
         "a documented route the router does not serve"
     );
 }
@@ -655,4 +656,209 @@ async fn idle_connections_are_closed_and_the_connection_limit_holds() {
         .unwrap_or(0);
     assert_eq!(n, 0, "closed without an answer");
     assert!(health_within(addr, Duration::from_secs(5)).await);
+}
+
+// The demo page and the explanations.
+
+/// `model_a` with hostile ids and titles: every one must come out as text.
+fn hostile_model() -> SavedModel {
+    let mut m = model_a();
+    m.user_ids[0] = "\"><script>alert('u')</script>".to_string();
+    m.item_meta = Some(
+        (0..5)
+            .map(|i| crate::data::meta::ItemMeta {
+                title: Some(format!("<script>alert({i})</script> \"Item\" '{i}'")),
+                category: Some("Audio > <b>Head</b>".into()),
+                image_url: Some(format!("https://example.com/{i}.jpg\" onerror=\"x")),
+            })
+            .collect(),
+    );
+    m
+}
+
+async fn page(app: &Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+fn page_app(model: SavedModel, show_images: bool) -> Router {
+    let s = ServeSettings {
+        show_images,
+        ..settings()
+    };
+    let state = AppState::new(&s);
+    state.install(model, "memory");
+    app(state)
+}
+
+#[tokio::test]
+async fn the_page_escapes_hostile_ids_and_titles() {
+    let app = page_app(hostile_model(), true);
+    let user = "%22%3E%3Cscript%3Ealert(%27u%27)%3C%2Fscript%3E";
+    let (status, headers, html) = page(&app, &format!("/?user={user}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    // The only script element is the page's own.
+    assert_eq!(html.matches("<script").count(), 1, "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(&#39;u&#39;)&lt;/script&gt;")
+            || html.contains("&lt;script&gt;alert('u')&lt;/script&gt;")
+    );
+    assert!(html.contains("&lt;script&gt;alert(4)&lt;/script&gt; &quot;Item&quot;"));
+    assert!(html.contains("&lt;b&gt;Head&lt;/b&gt;"));
+    assert!(
+        !html.contains("onerror=\"x"),
+        "an attribute value broke out"
+    );
+    // Links carry ids percent-encoded.
+    assert!(html.contains("href=\"/items/I4\""));
+    // The policy allows this origin only (images by URL because of `show_images`).
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("default-src 'none'"));
+}
+
+#[tokio::test]
+async fn the_user_page_works_without_script_history_top_k_and_reasons() {
+    let mut m = model_a();
+    m.item_meta = Some(
+        (0..5)
+            .map(|i| crate::data::meta::ItemMeta {
+                title: Some(format!("Title {i}")),
+                ..Default::default()
+            })
+            .collect(),
+    );
+    let app = page_app(m, false);
+    // alice rated I4 (5) and I1 (3); her top 3 without them is I2, I0, I3.
+    let (status, headers, html) = page(&app, "/?user=alice&k=3").await;
+    assert_eq!(status, StatusCode::OK);
+    let top = &html[html.find("<ol class=\"items\"").unwrap()..];
+    let top = &top[..top.find("</ol>").unwrap()];
+    // Each recommended item has a similar-items button naming it.
+    let order: Vec<usize> = ["I2", "I0", "I3"]
+        .iter()
+        .map(|h| top.find(&format!("data-item=\"{h}\"")).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "ranked order");
+    assert_eq!(top.matches("data-item=").count(), 3);
+    assert!(
+        !top.contains("data-item=\"I4\""),
+        "a training item is not recommended"
+    );
+    assert!(html.contains("Training history (2)"));
+    assert!(html.contains("Title 4"), "titles shown");
+    assert!(top.contains("Because you rated"), "explanations shown");
+    assert!(html.contains("Strategy: <strong>als</strong>"));
+    assert!(html.contains("test_rmse"), "the model's metrics");
+    // No image without `--show-images`, and nothing from another origin.
+    assert!(!html.contains("<img"));
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+    assert!(headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .contains("img-src 'self';"));
+}
+
+#[tokio::test]
+async fn unknown_users_see_the_cold_start_view_and_random_picks_a_rated_user() {
+    let app = page_app(model_a(), false);
+    let (status, _, html) = page(&app, "/?user=nobody").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Cold start") && html.contains("<strong>nobody</strong>"));
+    // dave has factors but no training rating: cold start too.
+    let (_, _, html) = page(&app, "/?user=dave").await;
+    assert!(html.contains("Cold start"));
+    for _ in 0..10 {
+        let (status, headers, _) = page(&app, "/?random=1").await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let to = headers[header::LOCATION].to_str().unwrap();
+        assert!(
+            ["/?user=alice", "/?user=bob", "/?user=carol"].contains(&to),
+            "{to}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_item_page_lists_similar_items_and_an_unknown_item_is_a_404_page() {
+    let app = page_app(model_a(), false);
+    let (status, _, html) = page(&app, "/items/I0").await;
+    assert_eq!(status, StatusCode::OK);
+    // I4 = (2, 0) is I0's direction exactly.
+    let list = &html[html.find("Similar items</h2>").unwrap()..];
+    assert!(list.find("/items/I4").unwrap() < list.find("/items/I2").unwrap());
+    let (status, headers, html) = page(&app, "/items/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(html.contains("unknown item `nope`"));
+}
+
+#[tokio::test]
+async fn the_page_without_a_model_says_so_with_a_503() {
+    let state = AppState::new(&settings());
+    let app = app(state);
+    let (status, _, html) = page(&app, "/").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(html.contains("no model is loaded yet"));
+}
+
+#[tokio::test]
+async fn user_search_returns_known_ids_by_prefix_in_order() {
+    let (_, app) = loaded(&settings());
+    let (status, v) = get(&app, "/v1/users?prefix=").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["user_ids"], json!(["alice", "bob", "carol", "dave"]));
+    let (_, v) = get(&app, "/v1/users?prefix=b").await;
+    assert_eq!(v["user_ids"], json!(["bob"]));
+    let (_, v) = get(&app, "/v1/users?prefix=a&limit=1").await;
+    assert_eq!(v["user_ids"], json!(["alice"]));
+    let (_, v) = get(&app, "/v1/users?prefix=zz").await;
+    assert_eq!(v["user_ids"], json!([]));
+}
+
+#[tokio::test]
+async fn explain_names_only_the_users_training_items_with_their_ratings() {
+    let (_, app) = loaded(&settings());
+    let (status, v) = get(&app, "/v1/users/carol/recommendations?k=3&explain=true").await;
+    assert_eq!(status, StatusCode::OK);
+    for it in v["items"].as_array().unwrap() {
+        for r in it["because"].as_array().unwrap() {
+            let (id, rating) = (
+                r["item_id"].as_str().unwrap(),
+                r["rating"].as_f64().unwrap(),
+            );
+            assert!(
+                (id == "I0" && rating == 5.0) || (id == "I2" && rating == 4.0),
+                "{r}"
+            );
+            assert!(r["weight"].as_f64().unwrap() > 0.0);
+        }
+    }
+    // carol's I4 = (2, 0) leans on her I0 = (1, 0), not on I2.
+    let i4 = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|it| it["item_id"] == "I4")
+        .unwrap();
+    assert_eq!(i4["because"][0]["item_id"], "I0");
+    // Without `explain` there is no `because`; cold users never have one.
+    let (_, v) = get(&app, "/v1/users/carol/recommendations?k=3").await;
+    assert!(v["items"][0].get("because").is_none());
+    let (_, v) = get(&app, "/v1/users/nobody/recommendations?explain=true").await;
+    assert!(v["items"][0].get("because").is_none());
 }

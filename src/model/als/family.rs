@@ -8,6 +8,7 @@ use std::path::Path;
 
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
 
+use super::explain::{self, GramCache, SolveParams};
 use super::{fit, AlsModel, AlsParams, Confidence, RegScaling, Solver, ValidAlsParams, Weighting};
 use crate::data::interactions::{Csr, Interactions};
 use crate::model::artifact::{self, ArtifactError};
@@ -286,15 +287,16 @@ impl FitPlan for AlsPlan {
             if observer.cancelled() {
                 return Flow::Stop;
             }
-            let snapshot =
-                || -> Box<dyn Recommender> { Box::new(FactorModel::from_als(&current())) };
+            let snapshot = || -> Box<dyn Recommender> {
+                Box::new(FactorModel::from_als(&current(), &self.params))
+            };
             observer.iteration(r, &snapshot)
         };
         let model = fit(&self.params, train, validation, &mut on_iter)?;
         if observer.cancelled() {
             return Err(FitError::Cancelled);
         }
-        Ok(Box::new(FactorModel::from_als(&model)))
+        Ok(Box::new(FactorModel::from_als(&model, &self.params)))
     }
 }
 
@@ -309,10 +311,13 @@ pub struct FactorModel {
     /// Leading columns that are latent factors (the folded bias columns excluded), for
     /// item similarity.
     pub latent: usize,
+    /// How the fit solved a user's factor, for explanations.
+    pub solve: SolveParams,
+    pub gram: GramCache,
 }
 
 impl FactorModel {
-    pub fn from_als(m: &AlsModel) -> Self {
+    pub fn from_als(m: &AlsModel, params: &ValidAlsParams) -> Self {
         let (users, items) = m.prediction_factors();
         let latent = m.rank();
         Self {
@@ -320,6 +325,27 @@ impl FactorModel {
             items,
             predicts: !m.implicit,
             latent,
+            solve: SolveParams {
+                reg: params.reg(),
+                scale_by_count: params.reg_scaling() == RegScaling::Count,
+                implicit_alpha: m.implicit.then(|| params.alpha()),
+            },
+            gram: GramCache::default(),
+        }
+    }
+
+    /// A model from its factor matrices, explained with Spark's default solve settings.
+    pub fn new(users: Array2<f32>, items: Array2<f32>, predicts: bool, latent: usize) -> Self {
+        Self {
+            users,
+            items,
+            predicts,
+            latent,
+            solve: SolveParams {
+                implicit_alpha: (!predicts).then_some(1.0),
+                ..SolveParams::default()
+            },
+            gram: GramCache::default(),
         }
     }
 
@@ -381,6 +407,22 @@ impl Recommender for FactorModel {
             .take(k)
             .collect()
     }
+    fn explain(&self, user: u32, item: u32, history: &Csr, k: usize) -> Vec<(u32, f32)> {
+        let Some(row) = self.users.outer_iter().nth(user as usize) else {
+            return Vec::new();
+        };
+        explain::explain(
+            row,
+            &self.items,
+            self.latent,
+            self.solve,
+            &self.gram,
+            history,
+            user as usize,
+            item as usize,
+            k,
+        )
+    }
     fn without_factors(&self) -> Option<Box<dyn Recommender>> {
         if !self.predicts {
             return None;
@@ -394,15 +436,24 @@ impl Recommender for FactorModel {
     }
 }
 
-/// Reads a saved factor model.
-pub fn load(dir: &Path, predicts: bool, latent: usize) -> Result<FactorModel, ArtifactError> {
+/// Reads a saved factor model; `params` are the saved parameters (for explanations).
+pub fn load(
+    dir: &Path,
+    predicts: bool,
+    latent: usize,
+    params: &Config,
+) -> Result<FactorModel, ArtifactError> {
     let (users, items) = artifact::read_spark_layout(dir)?;
-    Ok(FactorModel {
-        latent: latent.min(items.ncols()),
-        users,
-        items,
-        predicts,
-    })
+    let latent = latent.min(items.ncols());
+    let mut m = FactorModel::new(users, items, predicts, latent);
+    let float = |k: &str| params.get(k).and_then(ParamValue::as_f64);
+    m.solve.reg = float("reg").unwrap_or(m.solve.reg);
+    m.solve.scale_by_count =
+        !matches!(params.get("reg_scaling"), Some(ParamValue::Str(s)) if s == "none");
+    if m.solve.implicit_alpha.is_some() {
+        m.solve.implicit_alpha = Some(float("alpha").unwrap_or(1.0));
+    }
+    Ok(m)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //!
 //! [`Interactions`]: crate::data::interactions::Interactions
 
+pub mod explain;
 pub mod family;
 mod fit;
 mod gibbs;
