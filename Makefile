@@ -9,7 +9,7 @@ BIN := target/release/recflow
 SAMPLE := data/raw/sample_reviews.json.gz
 SAMPLE_META := data/raw/sample_meta.json.gz
 
-.PHONY: help setup venv venv-peers venv-myfm test-spark build run ui ui-check eda notebook test fault-test lint fmt bench bench-etl bench-als bench-quality bench-tracking bench-runs bench-serve clean
+.PHONY: help setup venv venv-peers venv-myfm test-spark build run ui ui-check demo-check eda notebook test fault-test lint fmt bench bench-etl bench-als bench-quality bench-tracking bench-runs bench-serve bench-page clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -36,6 +36,14 @@ run: build ## Run experiments/quickstart.toml end to end on the generated sample
 ui-check: run venv ## MLflow's UI on the quickstart's runs in headless Chromium: checks each page, screenshots in reports/ui/
 	@command -v chromium >/dev/null || { echo "installing Debian packages: chromium"; apt-get install -y -q chromium >/dev/null; }
 	$(PY) scripts/ui_check.py mlruns reports/ui quickstart
+
+$(VENV)/.ui-installed: scripts/requirements-ui.txt | $(VENV)/.installed
+	$(VENV)/bin/pip install -q -r scripts/requirements-ui.txt
+	touch $@
+
+demo-check: run $(VENV)/.ui-installed ## The demo page of `serve` driven in headless Chromium (keyboard, no-JS view): screenshots in reports/demo/
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { echo "installing Debian packages: chromium chromium-driver"; apt-get install -y -q chromium chromium-driver >/dev/null; }
+	$(PY) scripts/demo_check.py $(BIN) artifacts/model reports/demo
 
 ui: venv ## Open the MLflow UI on the file store (http://127.0.0.1:5000)
 	MLFLOW_ALLOW_FILE_STORE=true $(VENV)/bin/mlflow ui --backend-store-uri ./mlruns --host 127.0.0.1 --port 5000
@@ -82,6 +90,9 @@ bench-tracking: build venv ## MLflow logging through recflow vs MLflow's Python 
 
 bench-runs: build venv ## runs list/compare over 500 runs vs mlflow.search_runs (file store, server); bootstrap vs evaluation time
 	python3 scripts/bench_runs.py 500 3
+
+bench-page: build venv-peers ## The demo page's server time beside the JSON answer's, same users, Electronics-size model
+	python3 scripts/bench_serve.py --page-only --page 300
 
 bench-serve: build venv-peers ## HTTP serving under load (wrk) vs the FastAPI + numpy peer, and a 60 s soak
 	@command -v wrk >/dev/null || (echo "installing wrk" && apt-get install -y -qq wrk >/dev/null)

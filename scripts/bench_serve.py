@@ -54,6 +54,9 @@ ap.add_argument("--peer-workers", default=f"1,{os.cpu_count() or 2}",
 ap.add_argument("--out", default=str(ROOT / "bench-out"))
 ap.add_argument("--server-cmd", default=f"{ROOT / 'target' / 'release' / 'recflow'} serve --model {{model}} --port {{port}}")
 ap.add_argument("--json", help="also write the figures to this file")
+ap.add_argument("--page", type=int, default=300,
+                help="requests of the demo page and of the JSON answer for the same users, one at a time (0: skip)")
+ap.add_argument("--page-only", action="store_true", help="only the page-vs-JSON timing: no load points, no peer")
 a = ap.parse_args()
 
 
@@ -101,7 +104,7 @@ def write_model(d: Path):
     (tmp / "metadata.json").write_text(json.dumps({
         "format_version": 1, "model": "als", "implicit": False, "rank": r, "scoring_rank": r + 2,
         "biases": True, "params": {"rank": r, "note": "random factors for the serving benchmark"},
-        "metrics": {}, "data": {}, "split": {}, "seed": 7, "timings": {}, "n_users": a.users,
+        "metrics": {}, "data": {}, "split": {"strategy": "random", "seed": 7}, "seed": 7, "timings": {}, "n_users": a.users,
         "n_items": a.items, "n_train": int(len(u)), "recflow_version": "bench", "git_commit": None,
         "created_at": "1970-01-01T00:00:00Z", "run_id": None}, indent=2))
     tmp.rename(d)
@@ -212,6 +215,25 @@ def stop(proc):
     return end_group(proc)
 
 
+def page_vs_json(port, n):
+    """Median and mean time of `GET /?user=U` (history, top 10, explanations, model panel) and of
+    `GET /v1/users/U/recommendations?k=10` for the same users, alternated, one request at a time."""
+    rng = np.random.default_rng(11)
+    users = rng.integers(0, a.users, n)
+    times = {"page": [], "json": [], "json_explain": []}
+    urls = {"page": "/?user=U{}", "json": "/v1/users/U{}/recommendations?k=10",
+            "json_explain": "/v1/users/U{}/recommendations?k=10&explain=true"}
+    for warm in (True, False):
+        for u in users[:20] if warm else users:
+            for kind, url in urls.items():
+                t0 = time.perf_counter()
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}" + url.format(u), timeout=30) as r:
+                    r.read()
+                if not warm:
+                    times[kind].append((time.perf_counter() - t0) * 1000)
+    return {k: (float(np.median(v)), float(np.mean(v))) for k, v in times.items()}
+
+
 out = Path(a.out)
 out.mkdir(parents=True, exist_ok=True)
 model = out / f"serve-model-{a.users}x{a.items}r{a.rank}"
@@ -229,7 +251,9 @@ systems = [("recflow", shlex.split(a.server_cmd.format(model=model, port=18080))
 # BLAS threads in every worker would fight over the same cores.
 peer_env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
 peer_env["OPENBLAS_NUM_THREADS"] = "1"
-if PEER_PY.exists():
+if a.page_only:
+    pass
+elif PEER_PY.exists():
     for w in sorted({int(x) for x in a.peer_workers.split(",")}):
         systems.append((f"fastapi-numpy-w{w}", [str(PEER_PY), str(PEERS / "peer_fastapi_serve.py"), str(18081 + w),
                                                 str(w), str(model)], 18081 + w, peer_env))
@@ -242,6 +266,16 @@ for name, cmd, port, env in systems:
     if proc is None:
         continue
     print(f"{name}: answering after {ready_s:.1f}s, RSS {rss_mib(proc.pid):.0f} MiB")
+    if name == "recflow" and a.page > 0:
+        page = page_vs_json(port, a.page)
+        print(f"  demo page vs JSON, {a.page} users one at a time (median / mean ms):")
+        for kind, (med, mean) in page.items():
+            print(f"    {kind:<13} {med:7.2f} / {mean:7.2f}")
+        print(f"    page / json: {page['page'][0] / page['json'][0]:.2f}x (median), "
+              f"{page['page'][1] / page['json'][1]:.2f}x (mean)")
+    if a.page_only:
+        stop(proc)
+        continue
     load(port, 8, 3, str(script))  # warm-up
     for c in conns:
         r = load(port, c, a.duration, str(script))
@@ -257,6 +291,8 @@ for name, cmd, port, env in systems:
     if name == "recflow":
         print(f"  stopped with SIGTERM, exit code {code}")
 
+if a.page_only:
+    sys.exit(0)
 rows = []
 peers = sorted({name for name, _ in results if name != "recflow"})
 for c in conns:

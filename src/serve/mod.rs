@@ -54,6 +54,7 @@ pub fn app(state: AppState) -> Router {
         .route("/items/{item_id}", get(page::item))
         .route("/static/page.js", get(page::script))
         .route("/static/page.css", get(page::style))
+        .route("/static/favicon.svg", get(page::icon))
         .route("/v1/users", get(page::users))
         .route("/health", get(routes::health))
         .route("/ready", get(routes::ready))

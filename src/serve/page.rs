@@ -24,6 +24,7 @@ use super::state::AppState;
 
 const SCRIPT: &str = include_str!("page.js");
 const STYLE: &str = include_str!("page.css");
+const ICON: &str = include_str!("favicon.svg");
 /// Training items listed on a user's page (the heaviest rated first); the rest are counted.
 const HISTORY_ROWS: usize = 50;
 
@@ -117,6 +118,7 @@ fn layout(title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) }
                 link rel="stylesheet" href="/static/page.css";
+                link rel="icon" type="image/svg+xml" href="/static/favicon.svg";
                 script src="/static/page.js" defer {}
             }
             body {
@@ -430,6 +432,10 @@ pub async fn script() -> Response {
         SCRIPT,
     )
         .into_response()
+}
+
+pub async fn icon() -> Response {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], ICON).into_response()
 }
 
 pub async fn style() -> Response {

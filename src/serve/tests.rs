@@ -457,12 +457,13 @@ async fn openapi_documents_every_route() {
         ("/items/{item_id}", "get"),
         ("/static/page.js", "get"),
         ("/static/page.css", "get"),
+        ("/static/favicon.svg", "get"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path}");
     }
     assert_eq!(
         paths.len(),
-        15,
+        16,
         "a documented route the router does not serve"
     );
 }
