@@ -18,7 +18,9 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::model::{ServingModel, UserLookup};
-use super::routes::{explain_items, ApiPath, ApiQuery, ItemScore, DEFAULT_K, MAX_K};
+use super::routes::{
+    check_k, explain_items, popular_items, ApiPath, ApiQuery, ItemScore, DEFAULT_K,
+};
 use super::scorer::QueryKind;
 use super::state::AppState;
 
@@ -237,19 +239,6 @@ fn model_panel(m: &ServingModel) -> Markup {
     }
 }
 
-fn check_k(k: Option<usize>) -> Result<usize, ApiError> {
-    match k.unwrap_or(DEFAULT_K) {
-        k @ 1..=MAX_K => Ok(k),
-        k => Err(ApiError::bad_request(format!(
-            "`k` must be between 1 and {MAX_K}, got `{k}`"
-        ))),
-    }
-}
-
-fn popular(model: &ServingModel, k: usize) -> Vec<ItemScore> {
-    super::routes::popular_items(model, k)
-}
-
 /// `GET /`: the start page, a user's page, or the cold-start list.
 pub async fn index(
     State(state): State<AppState>,
@@ -313,7 +302,7 @@ fn start_page(model: &ServingModel) -> Markup {
 }
 
 fn cold_page(model: &ServingModel, user_id: &str, k: usize, show: bool) -> Markup {
-    let items = popular(model, k);
+    let items = popular_items(model, k);
     layout(
         "Cold start · recflow",
         html! {

@@ -88,7 +88,7 @@ fn json_rejection(e: JsonRejection) -> ApiError {
     ApiError::new(status, e.body_text())
 }
 
-fn check_k(k: Option<usize>) -> Result<usize, ApiError> {
+pub(crate) fn check_k(k: Option<usize>) -> Result<usize, ApiError> {
     match k.unwrap_or(DEFAULT_K) {
         k @ 1..=MAX_K => Ok(k),
         k => Err(ApiError::bad_request(format!(

@@ -700,6 +700,9 @@ fn parent_params(
     put("data.input", etl.input.display().to_string());
     put("data.format", etl.format.to_string());
     put("data.min_interactions", etl.min_interactions.to_string());
+    if let Some(meta) = &etl.items_meta {
+        put("data.items_meta", meta.display().to_string());
+    }
     put(
         "data.rating_range",
         etl.rating_range
