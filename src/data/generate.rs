@@ -206,20 +206,7 @@ pub fn generate(
     let bar = progress.items(params.ratings as u64, "reviews", "planning");
     let plan = Plan::draw(params);
 
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(io_err)?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".recflow-generate-");
-    #[cfg(unix)]
-    {
-        // A temporary file is private (0600); the result is an ordinary data file.
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o644));
-    }
-    let tmp = builder.tempfile_in(&dir).map_err(io_err)?;
+    let tmp = temp_beside(out).map_err(io_err)?;
     bar.set_message("writing");
     let mut sink = BufWriter::with_capacity(1 << 20, tmp.as_file());
     let written = write_gzip(&plan, params.seed, &mut sink, &bar).map_err(io_err)?;
@@ -241,6 +228,24 @@ pub fn generate(
         uncompressed_bytes: written.uncompressed,
         bytes: written.compressed,
     })
+}
+
+/// A temporary file in `out`'s folder (created if missing), renamed over `out` once complete.
+fn temp_beside(out: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".recflow-generate-");
+    #[cfg(unix)]
+    {
+        // A temporary file is private (0600); the result is an ordinary data file.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o644));
+    }
+    builder.tempfile_in(&dir)
 }
 
 /// What `--items-meta` wrote.
@@ -337,19 +342,7 @@ pub fn generate_items_meta(
             text.push(b'\n');
         }
     }
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(io_err)?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".recflow-generate-");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o644));
-    }
-    let tmp = builder.tempfile_in(&dir).map_err(io_err)?;
+    let tmp = temp_beside(out).map_err(io_err)?;
     let mut gz =
         flate2::write::GzEncoder::new(BufWriter::new(tmp.as_file()), Compression::new(LEVEL));
     gz.write_all(&text).map_err(io_err)?;

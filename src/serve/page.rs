@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::model::{ServingModel, UserLookup};
 use super::routes::{
-    check_k, explain_items, popular_items, ApiPath, ApiQuery, ItemScore, DEFAULT_K,
+    check_k, explain_items, popular_items, ApiPath, ApiQuery, ItemScore, ItemText, DEFAULT_K,
 };
 use super::scorer::QueryKind;
 use super::state::AppState;
@@ -158,10 +158,10 @@ fn item_label(it: &ItemScore) -> Markup {
     }
 }
 
-fn image(it: &ItemScore, show: bool) -> Markup {
+fn image(meta: &ItemText, show: bool) -> Markup {
     html! {
         @if show {
-            @if let Some(url) = &it.meta.image_url {
+            @if let Some(url) = &meta.image_url {
                 img src=(url) alt="" loading="lazy" referrerpolicy="no-referrer" width="48" height="48";
             }
         }
@@ -174,7 +174,7 @@ fn item_list(items: &[ItemScore], score_label: &str, show_images: bool) -> Marku
         ol class="items" {
             @for it in items {
                 li {
-                    (image(it, show_images))
+                    (image(&it.meta, show_images))
                     div {
                         a href=(item_href(&it.item_id)) { (item_label(it)) }
                         " "
@@ -392,18 +392,14 @@ pub async fn item(
         )
         .await?;
     let similar = super::routes::ranked_items(&model, ranked);
-    let me = super::routes::ranked_items(&model, vec![(i, 0.0)]);
-    let this = &me[0];
+    let this = ItemText::of(&model, i);
     let body = layout(
-        &format!(
-            "{} · recflow",
-            this.meta.title.as_deref().unwrap_or(&item_id)
-        ),
+        &format!("{} · recflow", this.title.as_deref().unwrap_or(&item_id)),
         html! {
-            h1 { (this.meta.title.as_deref().unwrap_or(&item_id)) }
+            h1 { (this.title.as_deref().unwrap_or(&item_id)) }
             p { "Item " span class="id" { (item_id) }
-                @if let Some(c) = &this.meta.category { " · " (c) } }
-            (image(this, show))
+                @if let Some(c) = &this.category { " · " (c) } }
+            (image(&this, show))
             h2 { "Similar items" }
             @if similar.is_empty() {
                 p { "This model has no notion of item similarity." }

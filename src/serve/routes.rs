@@ -187,7 +187,7 @@ pub struct ItemText {
 }
 
 impl ItemText {
-    fn of(model: &ServingModel, i: u32) -> Self {
+    pub(crate) fn of(model: &ServingModel, i: u32) -> Self {
         model.item_meta(i).map_or_else(Self::default, |m| Self {
             title: m.title.clone(),
             category: m.category.clone(),

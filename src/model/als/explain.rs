@@ -224,44 +224,25 @@ mod tests {
         let history = Interactions::from_rows(&ROWS, 1, 6).by_user();
         let p = SolveParams::default();
         let x = solve(&items, p);
-        let why = explain(
-            x.view(),
-            &items,
-            3,
-            p,
-            &GramCache::default(),
-            &history,
-            0,
-            3,
-            10,
-        );
+        let explain_for = |user: usize, item: usize| {
+            explain(
+                x.view(),
+                &items,
+                3,
+                p,
+                &GramCache::default(),
+                &history,
+                user,
+                item,
+                10,
+            )
+        };
+        let why = explain_for(0, 3);
         assert!(!why.is_empty());
         assert!(why.iter().all(|&(j, t)| j != 3 && t > 0.0));
         assert!(why.windows(2).all(|w| w[0].1 >= w[1].1));
         // Unknown users and items, and users without history, get no explanation.
-        assert!(explain(
-            x.view(),
-            &items,
-            3,
-            p,
-            &GramCache::default(),
-            &history,
-            1,
-            3,
-            10
-        )
-        .is_empty());
-        assert!(explain(
-            x.view(),
-            &items,
-            3,
-            p,
-            &GramCache::default(),
-            &history,
-            0,
-            9,
-            10
-        )
-        .is_empty());
+        assert!(explain_for(1, 3).is_empty());
+        assert!(explain_for(0, 9).is_empty());
     }
 }
